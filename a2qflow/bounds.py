@@ -107,7 +107,7 @@ def datatype_bound_classic(k: int, input_bits: int, weight_bits: int) -> int:
 
 
 def datatype_bound_tight(k: int, input_bits: int, weight_bits: int, input_signed: bool) -> int:
-    """``P >= ceil(a + log2(1 + 2^-a) + 1)``, ``a = log2 K + N + M - 1 - 1_s`` (A2Q paper, eq. 5)."""
+    """``P >= ceil(a + log2(1 + 2^-a) + 1)``, ``a = log2 K + N + M - 1 - 1_s`` (A2Q paper)."""
     a = math.log2(k) + input_bits + weight_bits - 1 - int(input_signed)
     return math.ceil(a + math.log2(1 + 2.0**-a) + 1)
 
@@ -153,7 +153,7 @@ def exact_accumulator_bits(weights: np.ndarray, input_bits: int, input_signed: b
 def worst_case_inputs(
     weights: np.ndarray, x_lo: int, x_hi: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Input vectors driving each channel to its exact maximum and minimum: ``(channels, K)`` each."""
+    """Inputs driving each channel to its exact maximum and minimum: ``(channels, K)`` each."""
     w = _as_int_matrix(weights)
     x_max = np.where(w > 0, x_hi, x_lo).astype(np.int64)
     x_min = np.where(w > 0, x_lo, x_hi).astype(np.int64)
@@ -166,7 +166,6 @@ def _as_int_matrix(weights: np.ndarray) -> np.ndarray:
         w = w[None, :]
     elif w.ndim > 2:
         w = w.reshape(w.shape[0], -1)
-    if w.dtype.kind == "f":
-        if not np.array_equal(w, np.round(w)):
-            raise ValueError("weights must be integer-valued")
+    if w.dtype.kind == "f" and not np.array_equal(w, np.round(w)):
+        raise ValueError("weights must be integer-valued")
     return w.astype(np.int64)

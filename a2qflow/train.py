@@ -1,0 +1,304 @@
+"""Stage `train`: float pre-training, then QAT warm-started from it (EP-init for A2Q/A2Q+).
+
+Writes ``checkpoint.pt`` and ``train.json`` (and ``samples.npz``, the test inputs and torch
+outputs that later stages check against). Nothing is written unless every constrained layer
+is non-empty and its exact accumulator width, computed from the trained integer weights, is
+within its target P.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import brevitas
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+import a2qflow
+from a2qflow import bounds
+from a2qflow.artifacts import atomic_path, write_json
+from a2qflow.config import ModelSpec, QuantMethod, TrainConfig
+from a2qflow.data import Dataset, load_dataset
+from a2qflow.errors import A2QFlowError
+from a2qflow.models import build_model, weight_layers
+from a2qflow.models.ep_init import apply_ep_init
+from a2qflow.models.inspect import (
+    ACC_BITS_KEY,
+    LayerReport,
+    collapsed_layers,
+    l1_limit,
+    layer_reports,
+    stored_accumulator_bits,
+)
+from a2qflow.models.layers import layer_acc_bits
+
+CHECKPOINT_FORMAT = "a2qflow-checkpoint/1"
+N_SAMPLES = 100
+
+
+@dataclass
+class Trained:
+    spec: ModelSpec
+    model: nn.Module
+    float_state: dict[str, Tensor] | None
+
+
+# --- checks before and after training ------------------------------------------------------
+
+
+def expected_input_format(spec: ModelSpec, index: int) -> tuple[int, bool]:
+    """Bits and sign of the integers layer ``index`` receives (input quant or a ReLU)."""
+    return (spec.input_bits, False) if index == 0 else (spec.act_bits, False)
+
+
+def layer_count(spec: ModelSpec) -> int:
+    return len(weight_layers(build_model(dataclasses.replace(spec, quant=QuantMethod.FLOAT))))
+
+
+def check_feasible(spec: ModelSpec) -> None:
+    """Refuse, before any training, a P whose L1 limit forces every weight of a layer to zero."""
+    count = layer_count(spec)
+    for index in range(count):
+        p = layer_acc_bits(spec, index, count)
+        if p is None:
+            continue
+        n, signed = expected_input_format(spec, index)
+        limit = l1_limit(spec.quant, p, n, signed)
+        if not bounds.admits_nonzero_weights(limit):
+            smallest = next(q for q in range(2, 65)
+                            if bounds.admits_nonzero_weights(l1_limit(spec.quant, q, n, signed)))
+            raise A2QFlowError(
+                f"accumulator width P={p} is infeasible for layer {index} ({n}-bit "
+                f"{'signed' if signed else 'unsigned'} inputs): the {spec.quant.value} bound "
+                f"allows an L1 norm of {limit:.3g}, so every integer weight would be zero",
+                f"use --acc-bits >= {smallest} for this layer (or fewer input/activation bits)",
+            )
+
+
+def check_trained(reports: list[LayerReport]) -> None:
+    """A collapsed layer or a width above target must never pass silently."""
+    collapsed = collapsed_layers(reports)
+    if collapsed:
+        names = ", ".join(f"{r.name} (P={r.acc_bits})" for r in collapsed)
+        raise A2QFlowError(
+            f"training collapsed: every integer weight of {names} is zero",
+            "use a larger --acc-bits for that layer, or more --float-epochs so the warm start "
+            "and EP-init have a trained model to project",
+        )
+    over = [r for r in reports if not r.within_target]
+    if over:
+        detail = "; ".join(f"{r.name}: exact {r.exact_bits} bits > P={r.acc_bits}" for r in over)
+        raise A2QFlowError(
+            f"trained weights overflow their accumulator target ({detail})",
+            "re-train (A2Q+ rounding can break zero-centring), or use --quant a2q",
+        )
+
+
+def check_stored_widths(model: nn.Module, spec: ModelSpec) -> None:
+    """The width brevitas enforces (state dict) must be the width the spec asks for."""
+    named = weight_layers(model)
+    for index, (name, layer) in enumerate(named):
+        stored = stored_accumulator_bits(layer)
+        wanted = layer_acc_bits(spec, index, len(named))
+        if stored is not None and stored != wanted:
+            raise A2QFlowError(
+                f"layer {name} enforces P={stored} but the model spec asks for P={wanted}",
+                "the checkpoint was trained at another width; warm-start with --init-from, "
+                "which drops the stored width, instead of loading it as is",
+            )
+
+
+def warm_start(model: nn.Module, spec: ModelSpec, state: dict[str, Tensor]) -> None:
+    """Load weights from another model, never its accumulator width (DESIGN.md: brevitas keeps
+    P in the state dict, so loading a P=14 checkpoint into a P=10 model silently restores 14)."""
+    state = {k: v for k, v in state.items() if not k.endswith(ACC_BITS_KEY)}
+    own = model.state_dict()
+    mismatched = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    if mismatched:
+        raise A2QFlowError(
+            f"warm-start weights do not fit this model ({mismatched[0]}: "
+            f"{tuple(state[mismatched[0]].shape)} vs {tuple(own[mismatched[0]].shape)})",
+            "warm-start from a checkpoint of the same architecture and data set",
+        )
+    model.load_state_dict(state, strict=False)
+    check_stored_widths(model, spec)
+
+
+# --- the loop --------------------------------------------------------------------------------
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator):
+    order = torch.randperm(n, generator=generator)
+    for i in range(0, n, batch_size):
+        yield order[i:i + batch_size]
+
+
+def fit(model: nn.Module, x: Tensor, y: Tensor, epochs: int, lr: float, batch_size: int,
+        generator: torch.Generator, desc: str, progress: bool) -> list[dict[str, float]]:
+    """Adam with a cosine schedule; returns per-epoch loss and training accuracy."""
+    if epochs == 0:
+        return []
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    steps = epochs * ((len(x) + batch_size - 1) // batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    loss_fn = nn.CrossEntropyLoss()
+    history = []
+    model.train()
+    bar = tqdm(range(epochs), desc=desc, disable=not progress, unit="epoch", leave=True)
+    for _epoch in bar:
+        total, correct, loss_sum = 0, 0, 0.0
+        for idx in _batches(len(x), batch_size, generator):
+            xb, yb = x[idx], y[idx]
+            out = model(xb)
+            loss = loss_fn(out, yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += loss.item() * len(idx)
+            correct += int((out.argmax(1) == yb).sum())
+            total += len(idx)
+        history.append({"loss": loss_sum / total, "train_acc": correct / total})
+        bar.set_postfix(loss=f"{loss_sum / total:.3f}", acc=f"{correct / total:.3f}")
+    return history
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: Tensor, batch_size: int = 512) -> Tensor:
+    model.eval()
+    return torch.cat([torch.as_tensor(model(x[i:i + batch_size]))
+                      for i in range(0, len(x), batch_size)])
+
+
+def accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:
+    return float((predict(model, x).argmax(1) == y).float().mean())
+
+
+# --- checkpoints ---------------------------------------------------------------------------------
+
+
+def save_checkpoint(path: Path, spec: ModelSpec, cfg: TrainConfig, model: nn.Module,
+                    float_state: dict[str, Tensor] | None) -> None:
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "spec": spec.to_dict(),
+        "train_config": cfg.to_dict(),
+        "state_dict": model.state_dict(),
+        "float_state_dict": float_state,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: Path) -> Trained:
+    """Load with ``weights_only=True``; any corruption becomes one clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise A2QFlowError(f"checkpoint not found: {path}", "run `a2qflow train` first")
+    try:
+        payload = torch.load(io.BytesIO(path.read_bytes()), weights_only=True, map_location="cpu")
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise A2QFlowError(
+            f"checkpoint {path} is corrupt or not a torch file ({type(exc).__name__})",
+            "re-run `a2qflow train` to recreate it",
+        ) from exc
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise A2QFlowError(f"{path} is not an a2qflow checkpoint",
+                           "pass a checkpoint.pt written by `a2qflow train`")
+    spec = ModelSpec.from_dict(payload["spec"])
+    model = build_model(spec)
+    try:
+        model.load_state_dict(payload["state_dict"], strict=True)
+    except RuntimeError as exc:
+        raise A2QFlowError(f"checkpoint {path} does not match its own model spec ({exc})",
+                           "re-run `a2qflow train`") from exc
+    check_stored_widths(model, spec)
+    model.eval()
+    return Trained(spec, model, payload.get("float_state_dict"))
+
+
+# --- the stage -----------------------------------------------------------------------------------
+
+
+def spec_for_dataset(spec: ModelSpec, ds: Dataset) -> ModelSpec:
+    c, h, w = ds.input_shape
+    return dataclasses.replace(spec, in_features=c * h * w, in_channels=c,
+                               num_classes=ds.num_classes)
+
+
+def run(spec: ModelSpec, cfg: TrainConfig, build_dir: Path, progress: bool = True,
+        init_from: Path | None = None) -> dict[str, Any]:
+    """Train ``spec`` on ``cfg.dataset`` into ``build_dir``; returns the train.json content."""
+    build_dir = Path(build_dir)
+    check_feasible(spec)
+    ds = load_dataset(cfg.dataset, cfg.data_dir, max_train=cfg.max_train_samples)
+    spec = spec_for_dataset(spec, ds)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    x_train, y_train = torch.from_numpy(ds.x_train), torch.from_numpy(ds.y_train)
+    x_test, y_test = torch.from_numpy(ds.x_test), torch.from_numpy(ds.y_test)
+    t0 = time.time()
+
+    float_spec = dataclasses.replace(spec, quant=QuantMethod.FLOAT)
+    float_model = build_model(float_spec)
+    float_history: list[dict[str, float]] = []
+    if init_from is not None:
+        source = load_checkpoint(init_from)
+        if source.float_state is not None:
+            float_model.load_state_dict(source.float_state)
+        warm_state = source.model.state_dict()
+    else:
+        float_history = fit(float_model, x_train, y_train, cfg.float_epochs, cfg.lr,
+                            cfg.batch_size, gen, "float", progress)
+        warm_state = float_model.state_dict()
+    float_acc = accuracy(float_model, x_test, y_test)
+    float_state = {k: v.clone() for k, v in float_model.state_dict().items()}
+
+    if spec.quant is QuantMethod.FLOAT:
+        model, qat_history, ep_layers = float_model, [], 0
+    else:
+        torch.manual_seed(cfg.seed)
+        model = build_model(spec)
+        warm_start(model, spec, warm_state)
+        calib = x_train[: min(len(x_train), 256)]
+        ep_layers = (apply_ep_init(model, calib, zero_centre=spec.quant is QuantMethod.A2Q_PLUS)
+                     if cfg.ep_init and spec.quant.accumulator_aware else 0)
+        qat_history = fit(model, x_train, y_train, cfg.qat_epochs, cfg.qat_lr, cfg.batch_size,
+                          gen, f"{spec.quant.value} P={spec.acc_bits}", progress)
+    quant_acc = accuracy(model, x_test, y_test)
+    reports = layer_reports(model, spec, x_test[:2])
+    check_trained(reports)
+
+    samples_x = x_test[:N_SAMPLES]
+    torch_out = predict(model, samples_x).numpy()
+    result = {
+        "stage": "train",
+        "spec": spec.to_dict(),
+        "config": cfg.to_dict(),
+        "init_from": str(init_from) if init_from else None,
+        "dataset": {"name": ds.name, "n_train": len(ds.x_train), "n_test": len(ds.x_test),
+                    "input_shape": list(ds.input_shape)},
+        "float_test_acc": float_acc,
+        "quant_test_acc": quant_acc,
+        "ep_init_layers": ep_layers,
+        "layers": [r.to_json() for r in reports],
+        "history": {"float": float_history, "qat": qat_history},
+        "seconds": round(time.time() - t0, 2),
+        "versions": {"a2qflow": a2qflow.__version__, "torch": torch.__version__,
+                     "brevitas": brevitas.__version__},
+    }
+    save_checkpoint(build_dir / "checkpoint.pt", spec, cfg, model, float_state)
+    with atomic_path(build_dir / "samples.npz") as tmp, open(tmp, "wb") as f:
+        np.savez(f, x=samples_x.numpy(), y=ds.y_test[:N_SAMPLES], torch_out=torch_out)
+    write_json(build_dir / "train.json", result)
+    return result
