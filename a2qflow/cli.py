@@ -1,0 +1,203 @@
+"""The `a2qflow` command line: a thin layer that fills the config dataclasses and calls stages.
+
+Every user-fixable problem is an A2QFlowError, printed as one message with its fix and exit
+status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+
+from a2qflow.config import Arch, DatasetName, ModelSpec, QuantMethod, TrainConfig
+from a2qflow.errors import A2QFlowError
+
+QUANTS = [m.value for m in QuantMethod]
+ARCHS = [a.value for a in Arch]
+DATASETS = [d.value for d in DatasetName]
+
+
+class Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except A2QFlowError as exc:
+            click.secho(f"error: {exc.problem}", fg="red", err=True)
+            if exc.fix:
+                click.echo(f"  fix: {exc.fix}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=Group)
+@click.version_option(package_name="a2qflow")
+def cli() -> None:
+    """a2qflow: train accumulator-aware quantized networks and compile them for FPGAs."""
+    warnings.filterwarnings("ignore", module="brevitas")
+
+
+# --- bounds --------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--acc-bits", "-P", type=click.IntRange(2, 64), required=True,
+              help="accumulator width P")
+@click.option("--input-bits", "-N", type=click.IntRange(1, 32), required=True)
+@click.option("--input-signed", is_flag=True, help="inputs are signed (default unsigned)")
+@click.option("--weight-bits", "-M", type=click.IntRange(1, 32), default=None,
+              help="also print the data-type bounds for M-bit weights ...")
+@click.option("--k", type=click.IntRange(1), default=None, help="... and dot products of K terms")
+def bounds(acc_bits: int, input_bits: int, input_signed: bool, weight_bits: int | None,
+           k: int | None) -> None:
+    """Print the A2Q / A2Q+ L1 limits (and data-type bounds) for one accumulator width."""
+    from a2qflow import bounds as b
+
+    sign = "signed" if input_signed else "unsigned"
+    lo, hi = b.signed_range(acc_bits)
+    click.echo(f"accumulator P={acc_bits} bits: [{lo}, {hi}]; inputs {input_bits}-bit {sign}")
+    a2q = b.a2q_l1_limit(acc_bits, input_bits, input_signed)
+    a2qp = b.a2q_plus_l1_limit(acc_bits, input_bits)
+    click.echo(f"  A2Q  limit ||q||_1 <= {a2q:.6g}   (2^(P-1)-1) * 2^(1_s-N)")
+    click.echo(f"  A2Q+ limit ||q||_1 <= {a2qp:.6g}   (2^P-2) / (2^N-1), zero-centred weights")
+    if not b.admits_nonzero_weights(a2q):
+        click.echo("  note: the A2Q limit is below 1: every integer weight would be zero")
+    if weight_bits is not None and k is not None:
+        classic = b.datatype_bound_classic(k, input_bits, weight_bits)
+        tight = b.datatype_bound_tight(k, input_bits, weight_bits, input_signed)
+        click.echo(f"  data-type bound, K={k}, M={weight_bits}: classic P >= {classic}, "
+                   f"tight P >= {tight}")
+
+
+# --- train / export -------------------------------------------------------------------------------
+
+
+def model_options(f):
+    opts = [
+        click.option("--arch", type=click.Choice(ARCHS), default="tfc", show_default=True),
+        click.option("--quant", type=click.Choice(QUANTS), default="a2q+", show_default=True),
+        click.option("--weight-bits", type=int, default=4, show_default=True),
+        click.option("--act-bits", type=int, default=4, show_default=True),
+        click.option("--input-bits", type=int, default=8, show_default=True),
+        click.option("--acc-bits", "-P", type=int, default=16, show_default=True,
+                     help="accumulator width P of the hidden layers"),
+        click.option("--first-acc-bits", type=int, default=None,
+                     help="P of the first layer (default: unconstrained)"),
+        click.option("--last-acc-bits", type=int, default=None,
+                     help="P of the last layer (default: unconstrained)"),
+        click.option("--hidden", type=int, default=64, show_default=True,
+                     help="TFC hidden width / CNV base channels"),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def train_options(f):
+    opts = [
+        click.option("--dataset", type=click.Choice(DATASETS), default="digits",
+                     show_default=True),
+        click.option("--data-dir", type=click.Path(), default=None,
+                     help="directory (or .npz) holding the data set"),
+        click.option("--float-epochs", type=int, default=10, show_default=True),
+        click.option("--qat-epochs", type=int, default=10, show_default=True),
+        click.option("--batch-size", type=int, default=64, show_default=True),
+        click.option("--lr", type=float, default=1e-3, show_default=True),
+        click.option("--qat-lr", type=float, default=5e-4, show_default=True),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--ep-init/--no-ep-init", default=True, show_default=True,
+                     help="project warm-start weights onto the L1 ball (A2Q/A2Q+)"),
+        click.option("--max-train-samples", type=int, default=None),
+        click.option("--threads", "num_threads", type=int, default=None),
+        click.option("--init-from", type=click.Path(path_type=Path), default=None,
+                     help="warm-start from this checkpoint instead of float pre-training"),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def split_options(kwargs: dict[str, Any]) -> tuple[ModelSpec, TrainConfig, Path | None]:
+    init_from = kwargs.pop("init_from", None)
+    spec_fields = {k: kwargs.pop(k) for k in list(kwargs) if k in ModelSpec.__dataclass_fields__}
+    return ModelSpec(**spec_fields), TrainConfig(**kwargs), init_from
+
+
+def echo_layers(layers: list[dict[str, Any]]) -> None:
+    click.echo(f"  {'layer':14s} {'K':>5s} {'in':>5s} {'P':>4s} {'max L1':>7s} {'limit':>8s} "
+               f"{'exact':>5s} {'zeros':>6s}")
+    for r in layers:
+        fmt = "-" if r["input_bits"] is None else (
+            f"{'s' if r['input_signed'] else 'u'}{r['input_bits']}")
+        p = "-" if r["acc_bits"] is None else str(r["acc_bits"])
+        limit = "-" if r["l1_limit"] is None else f"{r['l1_limit']:.1f}"
+        exact = "-" if r["exact_bits"] is None else str(r["exact_bits"])
+        l1 = "-" if r["max_l1"] is None else str(r["max_l1"])
+        zeros = "-" if r["sparsity"] is None else f"{r['sparsity']:.0%}"
+        click.echo(f"  {r['name']:14s} {r['k']:5d} {fmt:>5s} {p:>4s} {l1:>7s} {limit:>8s} "
+                   f"{exact:>5s} {zeros:>6s}")
+
+
+@cli.command()
+@click.argument("build_dir", type=click.Path(path_type=Path))
+@model_options
+@train_options
+def train(build_dir: Path, **kwargs: Any) -> None:
+    """Float pre-training, then A2Q/A2Q+/baseline QAT -> BUILD_DIR/checkpoint.pt, train.json."""
+    from a2qflow import train as train_stage
+
+    spec, cfg, init_from = split_options(kwargs)
+    result = train_stage.run(spec, cfg, build_dir, progress=True, init_from=init_from)
+    click.echo(f"float test accuracy {result['float_test_acc']:.2%}, "
+               f"{spec.quant.value} test accuracy {result['quant_test_acc']:.2%}")
+    echo_layers(result["layers"])
+    click.echo(f"wrote {build_dir / 'checkpoint.pt'} and {build_dir / 'train.json'}")
+
+
+@cli.command()
+@click.argument("build_dir", type=click.Path(path_type=Path))
+def export(build_dir: Path) -> None:
+    """Export BUILD_DIR/checkpoint.pt to QONNX and check it against torch."""
+    from a2qflow import export as export_stage
+
+    result = export_stage.run(build_dir)
+    click.echo(f"QONNX == torch on {result['samples']} samples: max |diff| "
+               f"{result['max_abs_diff']:.2g}, argmax agreement {result['argmax_agreement']:.0%}")
+    click.echo(f"wrote {build_dir / 'model.qonnx.onnx'} and {build_dir / 'export.json'}")
+
+
+# --- demo ---------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--build-dir", type=click.Path(path_type=Path), default=Path("build/demo"),
+              show_default=True)
+@click.option("--acc-bits", "-P", type=int, default=12, show_default=True)
+def demo(build_dir: Path, acc_bits: int) -> None:
+    """TFC W4A4 with A2Q+ at small P on scikit-learn's digits: train and export."""
+    from a2qflow import export as export_stage
+    from a2qflow import train as train_stage
+
+    spec = ModelSpec(arch="tfc", quant="a2q+", weight_bits=4, act_bits=4, acc_bits=acc_bits)
+    cfg = TrainConfig(dataset="digits", float_epochs=20, qat_epochs=20)
+    click.echo(f"[1/2] train TFC W4A4 A2Q+ P={acc_bits} on digits -> {build_dir}")
+    result = train_stage.run(spec, cfg, build_dir, progress=True)
+    click.echo(f"      float {result['float_test_acc']:.2%}, A2Q+ {result['quant_test_acc']:.2%}")
+    echo_layers(result["layers"])
+    click.echo("[2/2] export QONNX and check against torch")
+    exp = export_stage.run(build_dir)
+    click.echo(f"      max |diff| {exp['max_abs_diff']:.2g}, argmax agreement "
+               f"{exp['argmax_agreement']:.0%}")
+    click.echo(f"artifacts in {build_dir.resolve()}:")
+    for name in sorted(p.name for p in build_dir.iterdir() if not p.name.startswith(".")):
+        click.echo(f"  {name}")
+
+
+def main() -> None:
+    cli(prog_name="a2qflow")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

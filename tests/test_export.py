@@ -1,0 +1,86 @@
+"""Export stage: the QONNX graph reproduces torch for every quantization form."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from brevitas.export import export_qonnx
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.util.cleanup import cleanup_model
+
+from a2qflow import export
+from a2qflow.errors import A2QFlowError
+from a2qflow.models.inspect import layer_reports
+from a2qflow.train import load_checkpoint
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("quant", ["float", "baseline", "a2q", "a2q+"])
+def test_exported_qonnx_reproduces_torch(trained_build, quant):
+    build = trained_build(quant=quant, acc_bits=12)
+    result = json.loads((build / "export.json").read_text())
+    assert result["argmax_agreement"] == 1.0
+    assert result["max_abs_diff"] <= result["tolerance"]
+    assert result["samples"] == 100
+
+
+@pytest.mark.parametrize("quant", ["a2q", "a2q+"])
+def test_metadata_carries_the_proof(trained_build, quant):
+    model = ModelWrapper(str(trained_build(quant=quant, acc_bits=12) / "model.qonnx.onnx"))
+    spec = json.loads(model.get_metadata_prop(export.META_SPEC))
+    layers = json.loads(model.get_metadata_prop(export.META_LAYERS))
+    assert spec["quant"] == quant and spec["acc_bits"] == 12
+    assert [r["acc_bits"] for r in layers] == [None, 12, 12, None]
+    assert [r["input_bits"] for r in layers] == [8, 4, 4, 4]
+    assert all(r["exact_bits"] <= 12 for r in layers if r["acc_bits"])
+
+
+@pytest.mark.parametrize("quant", ["a2q", "a2q+"])
+def test_graph_integer_weights_equal_the_trained_ones(trained_build, quant):
+    build = trained_build(quant=quant, acc_bits=12)
+    trained = load_checkpoint(build / "checkpoint.pt")
+    x = torch.from_numpy(np.load(build / "samples.npz")["x"][:2])
+    reports = layer_reports(trained.model, trained.spec, x)
+    model = ModelWrapper(str(build / "model.qonnx.onnx"))
+    for (_node, qnode), rep in zip(export.weight_nodes(model), reports, strict=True):
+        np.testing.assert_array_equal(export.requantized_integers(model, qnode).T,
+                                      rep.int_weights)
+
+
+def test_brevitas_a2q_export_alone_does_not_reproduce_the_trained_integers(trained_build,
+                                                                            tmp_path):
+    """The upstream problem (DESIGN.md) that export works around, so we notice when it is fixed."""
+    build = trained_build(quant="a2q+", acc_bits=12)
+    trained = load_checkpoint(build / "checkpoint.pt")
+    x = torch.from_numpy(np.load(build / "samples.npz")["x"][:2])
+    reports = layer_reports(trained.model, trained.spec, x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        export_qonnx(trained.model, input_t=x[:1], export_path=str(tmp_path / "raw.onnx"),
+                     dynamo=False)
+    model = cleanup_model(ModelWrapper(str(tmp_path / "raw.onnx")))
+    hidden = export.weight_nodes(model)[1][1]
+    assert not np.array_equal(export.requantized_integers(model, hidden).T,
+                              reports[1].int_weights)
+
+
+def test_mismatching_export_fails_and_keeps_the_previous_model(trained_build, copy_build,
+                                                               monkeypatch):
+    build = copy_build(trained_build(quant="a2q+", acc_bits=12))
+    before = (build / "model.qonnx.onnx").read_bytes()
+    # negative control: skip the weight restore and let the check meet brevitas's raw export
+    monkeypatch.setattr(export, "restore_trained_weights", lambda model, reports: [])
+    with pytest.raises(A2QFlowError, match="does not reproduce torch"):
+        export.run(build)
+    assert (build / "model.qonnx.onnx").read_bytes() == before
+    assert not list(build.glob(".model.qonnx.onnx.*"))
+
+
+def test_export_without_training_names_the_missing_stage(tmp_path):
+    with pytest.raises(A2QFlowError, match="checkpoint not found"):
+        export.run(tmp_path)

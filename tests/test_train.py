@@ -1,0 +1,126 @@
+"""Training stage: accumulator targets hold, failures are loud and leave artifacts alone."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from a2qflow import train
+from a2qflow.config import ModelSpec
+from a2qflow.errors import A2QFlowError
+from a2qflow.models import build_model, weight_layers
+from a2qflow.models.ep_init import project_rows_onto_l1_ball
+from a2qflow.models.inspect import stored_accumulator_bits
+from tests.conftest import quick_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("quant", ["a2q", "a2q+"])
+def test_every_constrained_layer_is_within_its_target(trained_build, quant):
+    build = trained_build(quant=quant, acc_bits=12, exported=False)
+    result = json.loads((build / "train.json").read_text())
+    constrained = [r for r in result["layers"] if r["acc_bits"] is not None]
+    assert [r["name"] for r in constrained] == ["features.4", "features.7"]
+    for r in constrained:
+        assert r["exact_bits"] <= r["acc_bits"] == 12
+        assert r["max_l1"] <= r["l1_limit"]
+    assert result["quant_test_acc"] > 0.85
+    assert result["float_test_acc"] > 0.85
+    assert result["ep_init_layers"] == 2
+
+
+def test_infeasible_width_is_refused_before_training(tmp_path):
+    # 4-bit unsigned inputs: the A2Q limit at P=5 is 15/16 < 1, so every weight would be zero
+    with pytest.raises(A2QFlowError, match=r"(?s)P=5 is infeasible.*use --acc-bits >= 6"):
+        train.run(ModelSpec(quant="a2q", acc_bits=5), quick_config(), tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+
+
+def test_infeasible_first_layer_width_is_refused(tmp_path):
+    # the first layer sees 8-bit pixels: P=9 gives (2^8 - 1) / 2^8 < 1
+    with pytest.raises(A2QFlowError, match="layer 0"):
+        train.run(ModelSpec(quant="a2q", acc_bits=12, first_acc_bits=9), quick_config(),
+                  tmp_path)
+
+
+def test_collapsed_layer_is_an_error_and_keeps_previous_artifacts(tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"previous good checkpoint")
+    # A2Q at P=6 with 4-bit inputs allows ||q||_1 <= 1.94; without EP-init the clamped norm
+    # spreads over 64 weights and round-to-zero empties every channel
+    expected = r"(?s)collapsed.*features.4 \(P=6\).*larger --acc-bits"
+    with pytest.raises(A2QFlowError, match=expected):
+        train.run(ModelSpec(quant="a2q", acc_bits=6),
+                  quick_config(qat_epochs=0, ep_init=False), tmp_path, progress=False)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == b"previous good checkpoint"
+    assert not (tmp_path / "train.json").exists()
+
+
+def test_warm_start_from_wider_checkpoint_cannot_smuggle_its_width(trained_build, tmp_path):
+    wide = trained_build(quant="a2q", acc_bits=16, exported=False)
+    result = train.run(ModelSpec(quant="a2q", acc_bits=10), quick_config(), tmp_path,
+                       progress=False, init_from=wide / "checkpoint.pt")
+    trained = train.load_checkpoint(tmp_path / "checkpoint.pt")
+    for name, layer in weight_layers(trained.model)[1:3]:
+        assert stored_accumulator_bits(layer) == 10, name
+    for r in result["layers"][1:3]:
+        assert r["acc_bits"] == 10 and r["exact_bits"] <= 10
+
+
+def test_checkpoint_whose_stored_width_disagrees_with_its_spec_is_refused(trained_build,
+                                                                             tmp_path):
+    src = trained_build(quant="a2q", acc_bits=16, exported=False) / "checkpoint.pt"
+    payload = torch.load(src, weights_only=True)
+    payload["spec"]["acc_bits"] = 10  # claims P=10, state dict still enforces P=16
+    torch.save(payload, tmp_path / "checkpoint.pt")
+    with pytest.raises(A2QFlowError, match="enforces P=16 but the model spec asks for P=10"):
+        train.load_checkpoint(tmp_path / "checkpoint.pt")
+
+
+def test_corrupt_checkpoint_gets_a_clear_error(tmp_path):
+    bad = tmp_path / "checkpoint.pt"
+    bad.write_bytes(b"\x80\x02 not a checkpoint")
+    with pytest.raises(A2QFlowError, match="corrupt") as info:
+        train.load_checkpoint(bad)
+    assert "a2qflow train" in info.value.fix
+
+
+def test_missing_checkpoint_names_the_stage_to_run(tmp_path):
+    with pytest.raises(A2QFlowError, match="not found") as info:
+        train.load_checkpoint(tmp_path / "checkpoint.pt")
+    assert "a2qflow train" in info.value.fix
+
+
+def test_training_is_reproducible(tmp_path):
+    cfg = quick_config(float_epochs=2, qat_epochs=1)
+    spec = ModelSpec(quant="a2q+", acc_bits=12, hidden=16)
+    a = train.run(spec, cfg, tmp_path / "a", progress=False)
+    b = train.run(spec, cfg, tmp_path / "b", progress=False)
+    assert a["quant_test_acc"] == b["quant_test_acc"]
+    sa = train.load_checkpoint(tmp_path / "a" / "checkpoint.pt").model.state_dict()
+    sb = train.load_checkpoint(tmp_path / "b" / "checkpoint.pt").model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_l1_projection_matches_brute_force_optimum():
+    rng = np.random.default_rng(0)
+    w = torch.from_numpy(rng.normal(size=(6, 9)))
+    radius = torch.tensor([0.5, 1.0, 2.0, 3.0, 100.0, 0.1], dtype=torch.float64)
+    p = project_rows_onto_l1_ball(w, radius)
+    assert torch.all(p.abs().sum(1) <= radius + 1e-9)
+    assert torch.equal(p[4], w[4])  # already inside: unchanged
+    # KKT: the projection is soft-thresholding by one theta per row
+    for row, prow, r in zip(w, p, radius, strict=True):
+        if row.abs().sum() > r:
+            theta = (row.abs() - prow.abs())[prow != 0]
+            assert torch.allclose(theta, theta[0].expand_as(theta))
+            assert torch.isclose(prow.abs().sum(), r)
+
+
+def test_float_and_quantized_models_share_parameter_names():
+    f = build_model(ModelSpec(quant="float")).state_dict()
+    q = build_model(ModelSpec(quant="a2q+")).state_dict()
+    assert set(f) <= set(q)
