@@ -113,6 +113,15 @@ def train_options(f):
         click.option("--threads", "num_threads", type=int, default=None),
         click.option("--init-from", type=click.Path(path_type=Path), default=None,
                      help="warm-start from this checkpoint instead of float pre-training"),
+        click.option("--progressive/--no-progressive", default=False, show_default=True,
+                     help="recipe: tighten P step by step from a loose width"),
+        click.option("--progressive-start", type=int, default=None,
+                     help="first width of the progressive schedule (default: P + 6)"),
+        click.option("--progressive-step", type=int, default=2, show_default=True),
+        click.option("--distill/--no-distill", default=False, show_default=True,
+                     help="recipe: knowledge distillation from the float model"),
+        click.option("--distill-alpha", type=float, default=0.5, show_default=True),
+        click.option("--distill-temperature", type=float, default=4.0, show_default=True),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -166,6 +175,75 @@ def export(build_dir: Path) -> None:
     click.echo(f"QONNX == torch on {result['samples']} samples: max |diff| "
                f"{result['max_abs_diff']:.2g}, argmax agreement {result['argmax_agreement']:.0%}")
     click.echo(f"wrote {build_dir / 'model.qonnx.onnx'} and {build_dir / 'export.json'}")
+
+
+# --- compile / verify / boards / bitstream -----------------------------------------------------
+
+
+@cli.command(name="compile")
+@click.argument("build_dir", type=click.Path(path_type=Path))
+@click.option("--board", default="pynq-z1", show_default=True, help="see `a2qflow boards`")
+@click.option("--folding", type=click.Path(path_type=Path), default=None,
+              help="FINN folding JSON (PE/SIMD per layer)")
+@click.option("--target-fps", type=float, default=None, help="let FINN fold for this throughput")
+@click.option("--acc-bits", type=click.IntRange(2, 64), default=None,
+              help="force every accumulator to this width (refused where a layer needs more)")
+def compile_cmd(build_dir: Path, board: str, folding: Path | None, target_fps: float | None,
+                acc_bits: int | None) -> None:
+    """FINN compile with certified accumulators -> finn/, certificate.json, estimates.json."""
+    from a2qflow import compile as compile_stage
+    from a2qflow.compile.certificate import certificate_table
+
+    result = compile_stage.run(build_dir, board, folding=folding, target_fps=target_fps,
+                               acc_bits=acc_bits)
+    click.echo(certificate_table(result["certificate"]))
+    est = result["estimates"]
+    util = ", ".join(f"{k} {v:.1%}" for k, v in est["utilization"].items() if v is not None)
+    click.echo(f"FINN estimate on {est['board']} ({est['part']}): {util}; "
+               f"{est['performance']['estimated_throughput_fps']:.0f} fps")
+    click.echo(f"wrote {build_dir / 'finn'}/, certificate.json, estimates.json "
+               f"({result['summary']['seconds']:.1f} s)")
+
+
+@cli.command()
+@click.argument("build_dir", type=click.Path(path_type=Path))
+def verify(build_dir: Path) -> None:
+    """Bit-exact chain (brevitas == QONNX == FINN) and worst-case overflow checks."""
+    from a2qflow import verify as verify_stage
+
+    result = verify_stage.run(build_dir)
+    chain = result["chain"]
+    click.echo(f"{chain['samples']} samples: brevitas vs FINN "
+               f"{chain['brevitas_vs_finn']['mismatches']} mismatches, QONNX vs FINN "
+               f"{chain['qonnx_vs_finn']['mismatches']} mismatches")
+    for w in result["worst_case"]:
+        nc = w["negative_control"]
+        click.echo(f"  {w['layer']:12s} {w['acc_datatype']:>6s} range {w['observed_range']}: "
+                   f"{w['overflows']} overflows; at {nc['acc_datatype']}: {nc['overflows']}")
+    click.echo(f"wrote {build_dir / 'verify.json'}")
+
+
+@cli.command()
+def boards() -> None:
+    """List the board catalogue."""
+    from a2qflow.boards import load_boards
+
+    for b in load_boards():
+        r = b.resources
+        click.echo(f"{b.name:10s} {b.part:22s} {b.family.value:17s} {b.shell_flow.value:12s} "
+                   f"LUT {r['LUT']:>8d} FF {r['FF']:>8d} BRAM18 {r['BRAM18']:>5d} "
+                   f"URAM {r['URAM']:>5d} DSP {r['DSP']:>6d} {b.clock_ns:g} ns")
+
+
+@cli.command()
+@click.argument("build_dir", type=click.Path(path_type=Path))
+@click.option("--board", default=None, help="defaults to the board of the compile")
+def bitstream(build_dir: Path, board: str | None) -> None:
+    """Vivado path: FINN's HLS synthesis, stitched IP, bitfile; needs Vivado + Vitis HLS."""
+    from a2qflow import bitstream as bitstream_stage
+
+    synth = bitstream_stage.run(build_dir, board)
+    click.echo(f"wrote {build_dir / 'synth.json'} ({synth['tool']})")
 
 
 # --- demo ---------------------------------------------------------------------------------------

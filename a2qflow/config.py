@@ -7,7 +7,7 @@ field and the allowed values.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -123,14 +123,26 @@ class TrainConfig:
     ep_init: bool = True
     max_train_samples: int | None = None  # subsample for quick runs and tests
     num_threads: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    # recipes (issue: accuracy at narrow accumulators); all off = the standard recipe
+    progressive: bool = False  # tighten P in steps from a loose width, re-projecting each time
+    progressive_start: int | None = None  # first width of the schedule (default: target + 6)
+    progressive_step: int = 2
+    distill: bool = False  # knowledge distillation from the float model
+    distill_alpha: float = 0.5  # weight of the distillation term
+    distill_temperature: float = 4.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dataset", _enum(DatasetName, self.dataset, "dataset"))
         _int_range(self.float_epochs, "float_epochs", 0, 10_000)
         _int_range(self.qat_epochs, "qat_epochs", 0, 10_000)
         _int_range(self.batch_size, "batch_size", 1, 1 << 16)
-        for name in ("lr", "qat_lr"):
+        _int_range(self.progressive_step, "progressive_step", 1, 16)
+        if self.progressive_start is not None:
+            _int_range(self.progressive_start, "progressive_start", 2, 32)
+        if not 0.0 <= self.distill_alpha <= 1.0:
+            raise A2QFlowError(f"distill_alpha={self.distill_alpha!r} is not valid",
+                               "use a number from 0 to 1")
+        for name in ("lr", "qat_lr", "distill_temperature"):
             v = getattr(self, name)
             if not isinstance(v, int | float) or v <= 0:
                 raise A2QFlowError(f"{name}={v!r} is not valid", "use a positive number")
@@ -138,3 +150,9 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return {k: (v.value if isinstance(v, Enum) else v) for k, v in
                 dataclasses.asdict(self).items()}
+
+    @property
+    def recipe_name(self) -> str:
+        parts = [p for p, on in (("progressive", self.progressive), ("distill", self.distill))
+                 if on]
+        return "+".join(parts) or "standard"

@@ -38,6 +38,7 @@ from a2qflow.models.inspect import (
     stored_accumulator_bits,
 )
 from a2qflow.models.layers import layer_acc_bits
+from a2qflow.recipes import LossFn, cross_entropy, distillation, qat_stages
 
 CHECKPOINT_FORMAT = "a2qflow-checkpoint/1"
 N_SAMPLES = 100
@@ -141,14 +142,15 @@ def _batches(n: int, batch_size: int, generator: torch.Generator):
 
 
 def fit(model: nn.Module, x: Tensor, y: Tensor, epochs: int, lr: float, batch_size: int,
-        generator: torch.Generator, desc: str, progress: bool) -> list[dict[str, float]]:
+        generator: torch.Generator, desc: str, progress: bool,
+        loss_fn: LossFn | None = None) -> list[dict[str, float]]:
     """Adam with a cosine schedule; returns per-epoch loss and training accuracy."""
     if epochs == 0:
         return []
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     steps = epochs * ((len(x) + batch_size - 1) // batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = loss_fn or cross_entropy()
     history = []
     model.train()
     bar = tqdm(range(epochs), desc=desc, disable=not progress, unit="epoch", leave=True)
@@ -157,7 +159,7 @@ def fit(model: nn.Module, x: Tensor, y: Tensor, epochs: int, lr: float, batch_si
         for idx in _batches(len(x), batch_size, generator):
             xb, yb = x[idx], y[idx]
             out = model(xb)
-            loss = loss_fn(out, yb)
+            loss = loss_fn(out, xb, yb)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -179,6 +181,34 @@ def predict(model: nn.Module, x: Tensor, batch_size: int = 512) -> Tensor:
 
 def accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:
     return float((predict(model, x).argmax(1) == y).float().mean())
+
+
+def quantization_aware_training(
+    spec: ModelSpec, cfg: TrainConfig, warm_state: dict[str, Tensor], x: Tensor, y: Tensor,
+    gen: torch.Generator, loss_fn: LossFn, progress: bool,
+) -> tuple[nn.Module, list[dict[str, Any]], int]:
+    """QAT in one stage (standard) or several of decreasing width (progressive).
+
+    Every stage starts from the previous weights without their stored width and is re-projected
+    (EP-init) onto its own L1 ball; each stage's exact widths are recorded as evidence.
+    """
+    calib = x[: min(len(x), 256)]
+    stages: list[dict[str, Any]] = []
+    state, ep_layers, model = warm_state, 0, None
+    for stage_spec, epochs in qat_stages(spec, cfg):
+        torch.manual_seed(cfg.seed)
+        model = build_model(stage_spec)
+        warm_start(model, stage_spec, state)
+        if cfg.ep_init and stage_spec.quant.accumulator_aware:
+            ep_layers = apply_ep_init(model, calib,
+                                      zero_centre=stage_spec.quant is QuantMethod.A2Q_PLUS)
+        history = fit(model, x, y, epochs, cfg.qat_lr, cfg.batch_size, gen,
+                      f"{spec.quant.value} P={stage_spec.acc_bits}", progress, loss_fn)
+        exact = [r.exact_bits for r in layer_reports(model, stage_spec, calib[:2])]
+        stages.append({"acc_bits": stage_spec.acc_bits, "epochs": epochs, "history": history,
+                       "exact_bits": exact})
+        state = model.state_dict()
+    return model, stages, ep_layers
 
 
 # --- checkpoints ---------------------------------------------------------------------------------
@@ -265,16 +295,12 @@ def run(spec: ModelSpec, cfg: TrainConfig, build_dir: Path, progress: bool = Tru
     float_state = {k: v.clone() for k, v in float_model.state_dict().items()}
 
     if spec.quant is QuantMethod.FLOAT:
-        model, qat_history, ep_layers = float_model, [], 0
+        model, stages, ep_layers = float_model, [], 0
     else:
-        torch.manual_seed(cfg.seed)
-        model = build_model(spec)
-        warm_start(model, spec, warm_state)
-        calib = x_train[: min(len(x_train), 256)]
-        ep_layers = (apply_ep_init(model, calib, zero_centre=spec.quant is QuantMethod.A2Q_PLUS)
-                     if cfg.ep_init and spec.quant.accumulator_aware else 0)
-        qat_history = fit(model, x_train, y_train, cfg.qat_epochs, cfg.qat_lr, cfg.batch_size,
-                          gen, f"{spec.quant.value} P={spec.acc_bits}", progress)
+        loss_fn = (distillation(float_model, cfg.distill_alpha, cfg.distill_temperature)
+                   if cfg.distill else cross_entropy())
+        model, stages, ep_layers = quantization_aware_training(
+            spec, cfg, warm_state, x_train, y_train, gen, loss_fn, progress)
     quant_acc = accuracy(model, x_test, y_test)
     reports = layer_reports(model, spec, x_test[:2])
     check_trained(reports)
@@ -286,13 +312,14 @@ def run(spec: ModelSpec, cfg: TrainConfig, build_dir: Path, progress: bool = Tru
         "spec": spec.to_dict(),
         "config": cfg.to_dict(),
         "init_from": str(init_from) if init_from else None,
+        "recipe": cfg.recipe_name,
         "dataset": {"name": ds.name, "n_train": len(ds.x_train), "n_test": len(ds.x_test),
                     "input_shape": list(ds.input_shape)},
         "float_test_acc": float_acc,
         "quant_test_acc": quant_acc,
         "ep_init_layers": ep_layers,
         "layers": [r.to_json() for r in reports],
-        "history": {"float": float_history, "qat": qat_history},
+        "history": {"float": float_history, "qat": stages},
         "seconds": round(time.time() - t0, 2),
         "versions": {"a2qflow": a2qflow.__version__, "torch": torch.__version__,
                      "brevitas": brevitas.__version__},

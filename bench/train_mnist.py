@@ -8,20 +8,15 @@ from its trained integer weights (train.json), not from the configuration.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import shlex
 import sys
 import time
 from pathlib import Path
 
-import torch
+from common import command_line, machine, train_point
 
 from a2qflow import train
 from a2qflow.artifacts import write_json, write_text
 from a2qflow.config import ModelSpec, TrainConfig
-from a2qflow.errors import A2QFlowError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -41,7 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
+    command = command_line(argv)
     cfg = dict(dataset="mnist", data_dir=args.data_dir, batch_size=args.batch_size,
                seed=args.seed, num_threads=args.threads)
     t0 = time.time()
@@ -54,26 +49,14 @@ def main(argv: list[str] | None = None) -> int:
         for p in (int(v) for v in args.acc_bits.split(",")):
             name = f"{quant.replace('+', 'p')}_P{p}"
             print(f"[{name}] {args.qat_epochs} QAT epochs, warm start from float", flush=True)
-            try:
-                r = train.run(ModelSpec(quant=quant, acc_bits=p),
-                              TrainConfig(float_epochs=0, qat_epochs=args.qat_epochs, **cfg),
-                              out / name, init_from=float_dir / "checkpoint.pt")
-                layers = r["layers"]
-                rows.append({"quant": quant, "acc_bits": p, "acc": r["quant_test_acc"],
-                             "seconds": r["seconds"],
-                             "exact_bits": [x["exact_bits"] for x in layers],
-                             "target_bits": [x["acc_bits"] for x in layers],
-                             "sparsity": [round(x["sparsity"], 3) for x in layers],
-                             "within_target": all(x["acc_bits"] is None
-                                                  or x["exact_bits"] <= x["acc_bits"]
-                                                  for x in layers)})
-            except A2QFlowError as exc:
-                rows.append({"quant": quant, "acc_bits": p, "acc": None, "error": exc.problem})
+            rows.append(train_point(
+                ModelSpec(quant=quant, acc_bits=p),
+                TrainConfig(float_epochs=0, qat_epochs=args.qat_epochs, **cfg),
+                out / name, float_dir / "checkpoint.pt", quant=quant, acc_bits=p))
             print(f"    {rows[-1]}", flush=True)
     result = {
         "command": command,
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "torch": torch.__version__, "threads": torch.get_num_threads()},
+        "machine": machine(),
         "epochs": {"float": args.float_epochs, "qat": args.qat_epochs},
         "float_acc": f["quant_test_acc"],
         "layer_names": [x["name"] for x in f["layers"]],
@@ -110,7 +93,8 @@ def render_markdown(r: dict) -> str:
         delta = (row["acc"] - r["float_acc"]) * 100
         lines.append(
             f"| {row['quant']} | {row['acc_bits']} | {row['acc']:.2%} | {delta:+.2f} pt | "
-            f"{row['exact_bits']} | {row['sparsity']} | {'yes' if row['within_target'] else 'NO'} |")
+            f"{row['exact_bits']} | {row['sparsity']} | "
+            f"{'yes' if row['within_target'] else 'NO'} |")
     lines.append("")
     return "\n".join(lines)
 

@@ -1,0 +1,43 @@
+"""Shared by the benchmarks: provenance (command, machine) and one training point."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from a2qflow import train
+from a2qflow.config import ModelSpec, TrainConfig
+from a2qflow.errors import A2QFlowError
+
+
+def command_line(argv: list[str] | None) -> str:
+    args = [sys.argv[0], *(argv if argv is not None else sys.argv[1:])]
+    return "python " + " ".join(shlex.quote(a) for a in args)
+
+
+def machine() -> dict[str, Any]:
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "device": "cpu"}
+
+
+def train_point(spec: ModelSpec, cfg: TrainConfig, out: Path, init_from: Path,
+                **labels: Any) -> dict[str, Any]:
+    """Train one point warm-started from ``init_from``; a failure becomes a row, not a crash."""
+    try:
+        r = train.run(spec, cfg, out, init_from=init_from)
+    except A2QFlowError as exc:
+        return {**labels, "acc": None, "error": exc.problem}
+    layers = r["layers"]
+    return {**labels, "acc": r["quant_test_acc"], "seconds": r["seconds"],
+            "exact_bits": [x["exact_bits"] for x in layers],
+            "target_bits": [x["acc_bits"] for x in layers],
+            "sparsity": [round(x["sparsity"], 3) for x in layers],
+            "within_target": all(x["acc_bits"] is None or x["exact_bits"] <= x["acc_bits"]
+                                 for x in layers)}
