@@ -246,6 +246,70 @@ def bitstream(build_dir: Path, board: str | None) -> None:
     click.echo(f"wrote {build_dir / 'synth.json'} ({synth['tool']})")
 
 
+# --- build / sweep -------------------------------------------------------------------------------
+
+
+def _load_build_config(config: Path, data_dir: str | None, stages: str | None):
+    import dataclasses
+
+    from a2qflow.build import load_config
+
+    cfg = load_config(config)
+    if data_dir:
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, data_dir=data_dir))
+    if stages:
+        cfg = dataclasses.replace(cfg, stages=tuple(stages.split(",")))
+        cfg = type(cfg).from_dict(cfg.to_dict(), str(config))  # validates the stage names
+    return cfg
+
+
+@cli.command()
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--build-dir", type=click.Path(path_type=Path), default=None,
+              help="default: builds/<config name>")
+@click.option("--data-dir", default=None, help="override train.data_dir of the config")
+@click.option("--stages", default=None, help="comma-separated subset, e.g. train,export")
+def build(config: Path, build_dir: Path | None, data_dir: str | None,
+          stages: str | None) -> None:
+    """Run every stage of CONFIG (YAML) in order, skipping those already up to date."""
+    from a2qflow import build as build_stage
+
+    cfg = _load_build_config(config, data_dir, stages)
+    build_dir = build_dir or Path("builds") / cfg.name
+    build_stage.run(cfg, build_dir, echo=click.echo)
+    click.echo(f"build directory: {build_dir}")
+
+
+@cli.command()
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--acc-bits", default="32,16,14,12,10", show_default=True)
+@click.option("--quant", "quants", default="a2q,a2q+", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="sweep directory (default: builds/<config name>-sweep)")
+@click.option("--scheduler", default=None, help="address of an existing Dask scheduler")
+@click.option("--workers", type=click.IntRange(1), default=2, show_default=True,
+              help="local cluster size (ignored with --scheduler)")
+@click.option("--data-dir", default=None, help="override train.data_dir of the config")
+@click.option("--stages", default=None, help="comma-separated subset of stages per point")
+def sweep(config: Path, acc_bits: str, quants: str, out: Path | None, scheduler: str | None,
+          workers: int, data_dir: str | None, stages: str | None) -> None:
+    """Build CONFIG for every (quantizer, accumulator width) as independent Dask jobs."""
+    from a2qflow import sweep as sweep_stage
+
+    cfg = _load_build_config(config, data_dir, stages)
+    try:
+        widths = [int(v) for v in acc_bits.split(",")]
+    except ValueError:
+        raise A2QFlowError(f"--acc-bits {acc_bits!r} is not a list of integers",
+                           "write e.g. --acc-bits 32,16,12") from None
+    out = out or Path("builds") / f"{cfg.name}-sweep"
+    result = sweep_stage.run(cfg, widths, quants.split(","), out, scheduler=scheduler,
+                             workers=workers, echo=click.echo)
+    failed = [p["name"] for p in result["points"] if p["status"] != "ok"]
+    click.echo(f"sweep directory: {out} ({len(result['points']) - len(failed)} ok, "
+               f"{len(failed)} failed)")
+
+
 # --- demo ---------------------------------------------------------------------------------------
 
 

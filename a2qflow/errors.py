@@ -12,3 +12,7 @@ class A2QFlowError(Exception):
         self.problem = problem
         self.fix = fix
         super().__init__(f"{problem}\n  fix: {fix}" if fix else problem)
+
+    def __reduce__(self):
+        # keep problem and fix when the error crosses a process boundary (Dask workers)
+        return (type(self), (self.problem, self.fix))

@@ -153,7 +153,8 @@ def fit(model: nn.Module, x: Tensor, y: Tensor, epochs: int, lr: float, batch_si
     loss_fn = loss_fn or cross_entropy()
     history = []
     model.train()
-    bar = tqdm(range(epochs), desc=desc, disable=not progress, unit="epoch", leave=True)
+    # progress=True shows the bar on a terminal only (None: tqdm's own TTY check)
+    bar = tqdm(range(epochs), desc=desc, disable=None if progress else True, unit="epoch")
     for _epoch in bar:
         total, correct, loss_sum = 0, 0, 0.0
         for idx in _batches(len(x), batch_size, generator):

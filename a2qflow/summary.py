@@ -1,0 +1,31 @@
+"""One build's key figures, read from its artifacts (whatever stages have run)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _load(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def summarize(build_dir: Path) -> dict[str, Any]:
+    """Accuracy, per-layer widths and resources of a build; absent stages give None."""
+    build_dir = Path(build_dir)
+    train = _load(build_dir / "train.json")
+    out: dict[str, Any] = {
+        "float_acc": train and train["float_test_acc"],
+        "acc": train and train["quant_test_acc"],
+        "recipe": train and train.get("recipe"),
+        "layers": train and [{k: layer[k] for k in ("name", "acc_bits", "exact_bits", "max_l1",
+                                                    "sparsity", "k", "channels", "weight_bits")}
+                             for layer in train["layers"]],
+        "certificate": _load(build_dir / "certificate.json"),
+        "estimates": _load(build_dir / "estimates.json"),
+        "verify": _load(build_dir / "verify.json"),
+        "sim": _load(build_dir / "sim.json"),
+        "synth": _load(build_dir / "synth.json"),
+    }
+    return out
