@@ -28,6 +28,16 @@ $(STAMPS)/toolchain: $(STAMPS)/torch requirements/toolchain.txt requirements/con
 	$(PIPQ) --no-deps finn-plus==1.6.1
 	@touch $@
 
+# Debian packages used by the tests: chromium renders the HTML report in a real browser;
+# dataset-fashion-mnist is the Fashion-MNIST data set.
+# Needs root (CI and the dev machines are); elsewhere the render test skips with a reason.
+$(STAMPS)/system:
+	@{ command -v chromium && [ -d /usr/share/datasets/fashion-mnist ]; } >/dev/null 2>&1 \
+	  || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq \
+	       --no-install-recommends chromium dataset-fashion-mnist; } \
+	  || echo "warning: could not install chromium/fashion-mnist; those tests will skip"
+	@mkdir -p $(STAMPS) && touch $@
+
 $(STAMPS)/a2qflow: $(STAMPS)/toolchain pyproject.toml
 	$(PIPQ) --no-deps --no-build-isolation -e .
 	$(PY) -m a2qflow.doctor
@@ -36,7 +46,7 @@ $(STAMPS)/a2qflow: $(STAMPS)/toolchain pyproject.toml
 demo: install  ## train + export TFC (A2Q+, P=12) on scikit-learn digits into build/demo
 	$(PY) -m a2qflow.cli demo --build-dir build/demo
 
-test: install  ## lint and run the whole test suite
+test: install $(STAMPS)/system  ## lint and run the whole test suite
 	$(PY) -m ruff check a2qflow tests bench
 	$(PY) -m pytest -q
 

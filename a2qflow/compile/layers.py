@@ -1,0 +1,157 @@
+"""The bridge between FINN's HW layers and the trained layers recorded at export.
+
+The export writes one record per MatMul/Conv node, in graph order, to the model's
+``a2qflow.layers`` metadata. FINN keeps that order through streamlining and conversion (a conv
+is lowered to Im2Col + MatMul in place), so the k-th MVAU/VVAU is the k-th record; matching also
+checks each record's K and channel count against the layer's weight matrix, so a mismatch
+fails loudly instead of certifying the wrong layer.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+
+from a2qflow.errors import A2QFlowError
+
+LAYERS_KEY = "a2qflow.layers"
+SPEC_KEY = "a2qflow.spec"
+HW_MATMUL_PREFIXES = ("MVAU", "VVAU")
+_RECORD_FIELDS = ("name", "op", "quant", "acc_bits", "input_bits", "input_signed",
+                  "weight_bits", "k", "channels")
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """What the export says about one trained layer."""
+
+    name: str
+    op: str
+    quant: str
+    acc_bits: int | None  # trained P, None when unconstrained
+    input_bits: int
+    input_signed: bool
+    weight_bits: int
+    k: int
+    channels: int
+
+    @classmethod
+    def from_dict(cls, data: Any, index: int) -> LayerRecord:
+        if not isinstance(data, dict) or any(f not in data for f in _RECORD_FIELDS):
+            raise A2QFlowError(
+                f"layer record {index} in the model metadata is malformed: {data!r}",
+                "re-run `a2qflow export`",
+            )
+        return cls(**{f: data[f] for f in _RECORD_FIELDS})
+
+
+def read_layer_records(model: ModelWrapper) -> list[LayerRecord]:
+    raw = model.get_metadata_prop(LAYERS_KEY)
+    if raw is None:
+        raise A2QFlowError(
+            f"the model has no {LAYERS_KEY!r} metadata (not exported by a2qflow?)",
+            "export it with `a2qflow export`",
+        )
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise A2QFlowError(f"{LAYERS_KEY!r} metadata is not JSON ({exc})",
+                           "re-run `a2qflow export`") from exc
+    if not isinstance(data, list):
+        raise A2QFlowError(f"{LAYERS_KEY!r} metadata is not a list", "re-run `a2qflow export`")
+    return [LayerRecord.from_dict(d, i) for i, d in enumerate(data)]
+
+
+def hw_matmul_nodes(model: ModelWrapper) -> list[Any]:
+    """MVAU/VVAU nodes (generic or specialized) in graph order."""
+    return [n for n in model.graph.node if n.op_type.startswith(HW_MATMUL_PREFIXES)]
+
+
+def integer_weights(model: ModelWrapper, node: Any) -> np.ndarray:
+    """The layer's integer weights as ``(channels, K)``, straight from the initializer.
+
+    An MVAU stores ``(MW, MH)`` = ``(K, channels)``; a VVAU stores ``(channels, 1, k, k)``.
+    """
+    w = model.get_initializer(node.input[1])
+    if w is None:
+        raise A2QFlowError(f"{node.name} has no constant weights", "weights must be constant")
+    w = np.asarray(w)
+    if not np.array_equal(w, np.round(w)):
+        raise A2QFlowError(
+            f"{node.name} has non-integer weights after streamlining",
+            "export with integer weight quantizers (QONNX Quant nodes on the weights)",
+        )
+    if node.op_type.startswith("MVAU"):
+        return w.astype(np.int64).T
+    return w.astype(np.int64).reshape(w.shape[0], -1)
+
+
+def match_layers(model: ModelWrapper, records: list[LayerRecord]) -> list[tuple[Any, LayerRecord]]:
+    """Pair each MVAU/VVAU with its trained layer, checking shapes."""
+    nodes = hw_matmul_nodes(model)
+    if len(nodes) != len(records):
+        raise A2QFlowError(
+            f"FINN made {len(nodes)} MVAU/VVAU layers from a model whose metadata lists "
+            f"{len(records)} weight layers",
+            "every MatMul/Conv must become an MVAU/VVAU; check the export and the streamlining",
+        )
+    pairs = []
+    for node, rec in zip(nodes, records, strict=True):
+        q = integer_weights(model, node)
+        if q.shape != (rec.channels, rec.k):
+            raise A2QFlowError(
+                f"{node.name} has a {q.shape[0]}x{q.shape[1]} weight matrix but layer "
+                f"{rec.name} was exported as {rec.channels}x{rec.k}",
+                "re-run `a2qflow export`",
+            )
+        pairs.append((node, rec))
+    return pairs
+
+
+def input_datatype(node: Any) -> Any:
+    """The FINN DataType of the layer's activation input (what the accumulator sums)."""
+    return getCustomOp(node).get_input_datatype(0)
+
+
+def dataflow_core(model: ModelWrapper) -> ModelWrapper:
+    """A copy holding only the HW layers (what FINN's dataflow partition would hold).
+
+    After conversion, only reshapes before and scalar ops after the accelerator stay outside
+    it; a non-HW node between HW layers means FINN could not map part of the network.
+    """
+    import copy
+
+    from onnx import helper
+
+    nodes = list(model.graph.node)
+    hw = [i for i, n in enumerate(nodes) if n.domain.startswith("finn.custom_op.fpgadataflow")]
+    if not hw:
+        raise A2QFlowError("the model has no FINN HW layers", "check the export")
+    inner = [nodes[i].name for i in range(hw[0], hw[-1] + 1) if i not in hw]
+    if inner:
+        raise A2QFlowError(f"FINN left {', '.join(inner)} between HW layers",
+                           "only layers FINN can map to hardware may sit inside the network")
+    core = ModelWrapper(copy.deepcopy(model.model))
+    first_in, last_out = nodes[hw[0]].input[0], nodes[hw[-1]].output[0]
+    for i in sorted(set(range(len(nodes))) - set(hw), reverse=True):
+        core.graph.node.remove(core.graph.node[i])
+    for seq, name in ((core.graph.input, first_in), (core.graph.output, last_out)):
+        del seq[:]
+        seq.append(helper.make_tensor_value_info(name, 1, core.get_tensor_shape(name)))
+    return core
+
+
+def transform_dataflow_core(model: ModelWrapper, transformation: Any) -> ModelWrapper:
+    """Apply a FINN transformation that analyses the dataflow graph (e.g. SetFolding) to the
+    HW layers only, then copy the changed HW nodes back into the whole model."""
+    core = dataflow_core(model).transform(transformation)
+    changed = {n.name: n for n in core.graph.node}
+    for node in model.graph.node:
+        if node.name in changed:
+            node.CopyFrom(changed[node.name])
+    return model

@@ -1,0 +1,129 @@
+"""Gather builds for a report: plain data from the artifacts, no plotting, no HTML.
+
+A directory is a build (it has ``train.json``) or a sweep (it has ``sweep.json`` naming its
+builds). Every resource figure keeps the name of the tool that produced it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from a2qflow.errors import A2QFlowError
+from a2qflow.summary import summarize
+
+RESOURCES = ("LUT", "FF", "DSP", "BRAM18", "CARRY")
+
+
+@dataclass
+class BuildView:
+    """One build as the report sees it."""
+
+    name: str
+    path: Path
+    spec: dict[str, Any]
+    acc: float | None
+    float_acc: float | None
+    layers: list[dict[str, Any]]
+    certificate: dict[str, Any] | None
+    resources: dict[str, float | None] = field(default_factory=dict)  # at certified widths
+    resources_ref: dict[str, float | None] = field(default_factory=dict)  # at compare width
+    ref_bits: int | None = None
+    resource_source: str | None = None  # e.g. "Yosys 0.70 estimate" / "FINN estimate"
+    utilization: dict[str, float | None] = field(default_factory=dict)
+    board: str | None = None
+    error: str | None = None
+
+    @property
+    def quant(self) -> str:
+        return self.spec.get("quant", "?")
+
+    @property
+    def acc_bits(self) -> int | None:
+        return self.spec.get("acc_bits")
+
+
+def _read(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def load_build(path: Path, name: str | None = None) -> BuildView:
+    path = Path(path)
+    train = _read(path / "train.json")
+    if train is None:
+        raise A2QFlowError(f"{path} is not a build directory (no train.json)",
+                           "pass a build directory or a sweep directory (with sweep.json)")
+    s = summarize(path)
+    view = BuildView(name=name or path.name, path=path, spec=train["spec"], acc=s["acc"],
+                     float_acc=s["float_acc"], layers=train["layers"],
+                     certificate=s["certificate"])
+    _attach_resources(view, s)
+    return view
+
+
+def _attach_resources(view: BuildView, s: dict[str, Any]) -> None:
+    """Synthesis results when present (Yosys or Vivado), else FINN's estimates, labelled."""
+    synth, est = s.get("synth"), s.get("estimates")
+    if synth:
+        view.resources = dict(synth.get("total", {}))
+        view.resource_source = synth.get("tool", "synthesis")
+        compare = synth.get("compare") or {}
+        view.resources_ref = dict(compare.get("total", {}))
+        view.ref_bits = compare.get("acc_bits")
+        view.utilization = dict(synth.get("utilization", {}))
+        view.board = synth.get("board")
+    elif est:
+        view.resources = dict(est.get("total", {}))
+        view.resource_source = est.get("tool", "FINN estimate")
+        view.utilization = dict(est.get("utilization", {}))
+        view.board = est.get("board")
+
+
+def load_dirs(dirs: list[Path]) -> list[BuildView]:
+    """Builds from every directory; a sweep contributes all its points (failed ones too)."""
+    views: list[BuildView] = []
+    for d in map(Path, dirs):
+        sweep = _read(d / "sweep.json")
+        if sweep is None:
+            views.append(load_build(d))
+            continue
+        for point in sweep["points"]:
+            if point["status"] == "ok":
+                views.append(load_build(d / point["build_dir"], point["name"]))
+            else:
+                views.append(BuildView(name=point["name"], path=d / point["build_dir"],
+                                       spec={"quant": point["quant"],
+                                             "acc_bits": point["acc_bits"]},
+                                       acc=None, float_acc=None, layers=[], certificate=None,
+                                       error=point.get("error")))
+    if not views:
+        raise A2QFlowError("no builds found", "pass build or sweep directories")
+    return views
+
+
+def pareto_front(points: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
+    """(cost, accuracy, name) points not dominated by a cheaper, at least as accurate one."""
+    front, best = [], -math.inf
+    for cost, acc, name in sorted(points, key=lambda p: (p[0], -p[1])):
+        if acc > best:
+            front.append((cost, acc, name))
+            best = acc
+    return front
+
+
+def compressed_weight_bits(k: int, channels: int, weight_bits: int, sparsity: float) -> dict:
+    """Dense vs sparse storage of one layer's weights.
+
+    Scheme (stated in the report): dense = K*C*M bits; sparse = per non-zero weight its M-bit
+    value plus a ceil(log2 K)-bit column index, plus a ceil(log2(K+1))-bit count per channel
+    (compressed sparse rows). The smaller of the two is what a weight memory would hold.
+    """
+    dense = k * channels * weight_bits
+    nnz = round((1.0 - sparsity) * k * channels)
+    index_bits = max(1, math.ceil(math.log2(k)))
+    sparse = nnz * (weight_bits + index_bits) + channels * math.ceil(math.log2(k + 1))
+    return {"dense_bits": dense, "sparse_bits": sparse, "nnz": nnz,
+            "best_bits": min(dense, sparse)}

@@ -1,0 +1,255 @@
+"""Stage `verify`: the compiled design computes what was trained, and no accumulator overflows.
+
+1. **Bit-exact chain** on the test samples: the integer accumulators of the last layer as
+   brevitas computes them (rebuilt from ``checkpoint.pt``), as FINN's Python execution of the
+   generic HW-layer graph (``finn/05_certify_accumulators.onnx``) computes them, and as the
+   QONNX graph computes them (its float output divided by the output scale FINN streamlined
+   out, which must land on an integer) agree exactly; counts and the first mismatch are kept.
+   Specialized HLS/RTL layers cannot run here: cppsim needs finn-hlslib, rtlsim needs Vivado.
+2. **Worst cases**, per MVAU: ``bounds.worst_case_inputs`` gives, for each channel, the input
+   vectors that drive its accumulator to its exact maximum and minimum. They are executed
+   through the MVAU with FINN (thresholds removed, so the node returns its accumulator).
+   FINN's Python execution of an MVAU is a float ``np.matmul``: it does **not** model the
+   accumulator register (no wrap, no saturation). So containment is checked explicitly: every
+   value FINN returns must equal our int64 matmul and lie in the signed range of the layer's
+   ``accDataType`` (and of the HLS register type). The **negative control** runs the same check
+   with the accumulator one bit narrower: the same vectors must then leave the range (and wrap
+   to other values), showing the check can fail.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from onnx import TensorProto, helper
+from qonnx.core.datatype import DataType
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+
+from a2qflow import bounds
+from a2qflow.artifacts import file_sha256, read_json, write_json
+from a2qflow.compile.layers import hw_matmul_nodes, integer_weights
+from a2qflow.compile.passes.set_certified_accumulator_width import read_certified
+from a2qflow.compile.pipeline import FINN_DIR, HW_MODEL, MODEL_FILE
+from a2qflow.errors import A2QFlowError
+
+MAX_SAMPLES = 100
+INTEGER_TOLERANCE = 1e-3  # |QONNX output / scale - nearest integer|
+
+
+def run(build_dir: Path, max_samples: int = MAX_SAMPLES) -> dict[str, Any]:
+    """Verify the compiled design in ``build_dir``; writes and returns ``verify.json``."""
+    from a2qflow.export import load_samples
+    from a2qflow.train import load_checkpoint
+
+    build_dir = Path(build_dir)
+    t0 = time.perf_counter()
+    read_json(build_dir / "certificate.json", "certificate", "a2qflow compile")
+    hw = _load(build_dir / FINN_DIR / HW_MODEL, "a2qflow compile")
+    qonnx_model = _load(build_dir / MODEL_FILE, "a2qflow export")
+    trained = load_checkpoint(build_dir / "checkpoint.pt")
+    x = load_samples(build_dir)["x"][:max_samples]
+
+    brevitas_int = brevitas_int_outputs(trained.model, x)
+    finn_int, finn_out = finn_outputs(hw, x)
+    qonnx_out = qonnx_outputs(qonnx_model, x)
+    qonnx_int, off_grid = integers_from_scaled(qonnx_out, output_scale(hw))
+    chain = {
+        "samples": len(x),
+        "brevitas_vs_finn": compare(brevitas_int, finn_int),
+        "qonnx_vs_finn": compare(qonnx_int, finn_int),
+        "qonnx_max_distance_to_integer": off_grid,
+        "float_max_abs_diff_qonnx_vs_finn": float(np.abs(qonnx_out - finn_out).max()),
+        "argmax_agreement": float((qonnx_out.argmax(1) == finn_out.argmax(1)).mean()),
+    }
+    worst = worst_case_checks(hw)
+    ok = (chain["brevitas_vs_finn"]["mismatches"] == 0
+          and chain["qonnx_vs_finn"]["mismatches"] == 0
+          and off_grid <= INTEGER_TOLERANCE
+          and all(w["contained"] and w["negative_control"]["detected"] for w in worst))
+    inputs = {name: file_sha256(build_dir / name) for name in
+              ("certificate.json", f"{FINN_DIR}/{HW_MODEL}", MODEL_FILE, "checkpoint.pt")}
+    result = {"stage": "verify", "ok": ok, "inputs": inputs, "chain": chain, "worst_case": worst,
+              "finn_exec": "python (generic HW layers; no register-width modelling)",
+              "seconds": round(time.perf_counter() - t0, 3)}
+    write_json(build_dir / "verify.json", result)
+    if not ok:
+        raise A2QFlowError(f"verification failed; see {build_dir / 'verify.json'}",
+                           "do not deploy this design; re-run compile and report the build")
+    return result
+
+
+# --- the bit-exact chain --------------------------------------------------------------------
+
+
+@torch.no_grad()
+def brevitas_int_outputs(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
+    """Last layer's integer accumulators ``x_int @ q.T`` from brevitas' own quant tensors."""
+    from a2qflow.models import weight_layers
+
+    _, last = weight_layers(model)[-1]
+    captured: dict[str, Any] = {}
+    hook = last.register_forward_pre_hook(lambda _m, args: captured.__setitem__("x", args[0]))
+    try:
+        model.eval()(torch.from_numpy(x))
+    finally:
+        hook.remove()
+    quant_in = captured["x"]
+    if not hasattr(quant_in, "int") or not isinstance(last, torch.nn.Linear):
+        raise A2QFlowError("the last layer is not a quantized linear layer",
+                           "verify supports TFC/CNV models with a quantized classifier")
+    q = last.quant_weight(quant_input=quant_in).int().to(torch.int64)
+    return (quant_in.int().to(torch.int64).flatten(1) @ q.T).numpy()
+
+
+def finn_outputs(hw: ModelWrapper, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """FINN Python execution: the last MVAU's accumulators and the graph's float output."""
+    from finn.core.onnx_exec import execute_onnx
+
+    last = hw_matmul_nodes(hw)[-1]
+    iname, oname = hw.graph.input[0].name, hw.graph.output[0].name
+    ints, outs = [], []
+    for i in range(len(x)):
+        ctx = execute_onnx(hw, {iname: x[i:i + 1]}, return_full_exec_context=True)
+        ints.append(ctx[last.output[0]].reshape(1, -1))
+        outs.append(ctx[oname].reshape(1, -1))
+    acc = np.concatenate(ints)
+    if not np.array_equal(acc, np.round(acc)):
+        raise AssertionError("FINN returned non-integer accumulators")
+    return acc.astype(np.int64), np.concatenate(outs)
+
+
+def qonnx_outputs(model: ModelWrapper, x: np.ndarray) -> np.ndarray:
+    from a2qflow.export import execute_qonnx
+
+    return execute_qonnx(model, x).reshape(len(x), -1)
+
+
+def output_scale(hw: ModelWrapper) -> np.ndarray:
+    """The per-channel scale FINN's streamlining moved behind the last MVAU (1 if none)."""
+    last = hw_matmul_nodes(hw)[-1]
+    scale = np.ones(1, dtype=np.float64)
+    node = hw.find_consumer(last.output[0])
+    while node is not None:
+        if node.op_type != "Mul" or hw.get_initializer(node.input[1]) is None:
+            raise A2QFlowError(f"unexpected {node.op_type} after the last MVAU",
+                               "verify expects only scaling after the classifier")
+        scale = scale * hw.get_initializer(node.input[1]).astype(np.float64).reshape(-1)
+        node = hw.find_consumer(node.output[0])
+    return scale
+
+
+def integers_from_scaled(out: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, float]:
+    scaled = out.astype(np.float64) / scale
+    ints = np.round(scaled)
+    return ints.astype(np.int64), float(np.abs(scaled - ints).max())
+
+
+def compare(expected: np.ndarray, actual: np.ndarray) -> dict[str, Any]:
+    """Exact comparison with the first mismatch as (sample, channel, expected, actual)."""
+    if expected.shape != actual.shape:
+        return {"compared": 0, "mismatches": -1,
+                "first_mismatch": f"shapes differ: {expected.shape} vs {actual.shape}"}
+    bad = np.argwhere(expected != actual)
+    first = None
+    if len(bad):
+        s, c = (int(v) for v in bad[0])
+        first = {"sample": s, "channel": c, "expected": int(expected[s, c]),
+                 "actual": int(actual[s, c])}
+    return {"compared": int(expected.size), "mismatches": int(len(bad)), "first_mismatch": first}
+
+
+# --- worst cases -----------------------------------------------------------------------------
+
+
+def worst_case_checks(hw: ModelWrapper) -> list[dict[str, Any]]:
+    certified = read_certified(hw)
+    nodes = hw_matmul_nodes(hw)
+    if len(certified) != len(nodes):
+        raise A2QFlowError("the HW model carries no accumulator certificate", "re-run compile")
+    return [worst_case_check(hw, node, cert) for node, cert in zip(nodes, certified, strict=True)]
+
+
+def worst_case_check(hw: ModelWrapper, node: Any, cert: dict[str, Any]) -> dict[str, Any]:
+    q = integer_weights(hw, node)
+    idt = getCustomOp(node).get_input_datatype(0)
+    lo_in, hi_in = int(idt.min()), int(idt.max())
+    x_max, x_min = bounds.worst_case_inputs(q, lo_in, hi_in)
+    vectors = np.concatenate([x_max, x_min])
+    acc = execute_accumulator(hw, node, vectors)
+    reference = vectors @ q.T
+    rng = bounds.exact_accumulator_range(q, lo_in, hi_in)
+    channels = np.arange(q.shape[0])
+    reached = (np.array_equal(acc[channels, channels], rng.hi)
+               and np.array_equal(acc[len(channels) + channels, channels], rng.lo))
+    width = DataType[cert["acc"]].bitwidth()
+    register = DataType[cert["register"]].bitwidth()
+    inside = containment(acc, min(width, register))
+    narrower = containment(acc, width - 1)
+    return {
+        "layer": cert["layer"],
+        "node": node.name,
+        "vectors": int(len(vectors)),
+        "executed_by": "FINN python exec" if node.op_type.startswith("MVAU") else "numpy int64",
+        "finn_equals_int64": bool(np.array_equal(acc, reference)),
+        "extremes_reached": bool(reached),
+        "exact_range": [int(rng.lo.min()), int(rng.hi.max())],
+        "observed_range": [int(acc.min()), int(acc.max())],
+        "acc_datatype": cert["acc"],
+        "register_datatype": cert["register"],
+        "overflows": inside["overflows"],
+        "contained": bool(inside["overflows"] == 0 and reached
+                          and np.array_equal(acc, reference)),
+        "negative_control": {"acc_datatype": f"INT{width - 1}", **narrower,
+                             "detected": narrower["overflows"] > 0},
+    }
+
+
+def containment(acc: np.ndarray, bits: int) -> dict[str, Any]:
+    """How many accumulator values leave a signed ``bits``-bit register, and what they wrap to."""
+    lo, hi = bounds.signed_range(bits)
+    bad = np.argwhere((acc < lo) | (acc > hi))
+    first = None
+    if len(bad):
+        v, c = (int(i) for i in bad[0])
+        value = int(acc[v, c])
+        wrapped = ((value - lo) % (1 << bits)) + lo
+        first = {"vector": v, "channel": c, "value": value, "wraps_to": wrapped}
+    return {"bits": bits, "overflows": int(len(bad)), "first_overflow": first}
+
+
+def execute_accumulator(hw: ModelWrapper, node: Any, vectors: np.ndarray) -> np.ndarray:
+    """Run ``vectors`` (n, K) through a copy of the layer with its thresholds removed."""
+    if not node.op_type.startswith("MVAU"):
+        return vectors @ integer_weights(hw, node).T
+    from finn.core.onnx_exec import execute_onnx
+
+    single = copy.deepcopy(node)
+    del single.input[2:]
+    inst = getCustomOp(single)
+    inst.set_nodeattr("noActivation", 1)
+    inst.set_nodeattr("outputDataType", inst.get_nodeattr("accDataType"))
+    inst.set_nodeattr("numInputVectors", [len(vectors)])
+    k, c = vectors.shape[1], inst.get_nodeattr("MH")
+    graph = helper.make_graph(
+        [single], "worst_case",
+        [helper.make_tensor_value_info(single.input[0], TensorProto.FLOAT, [len(vectors), k])],
+        [helper.make_tensor_value_info(single.output[0], TensorProto.FLOAT, [len(vectors), c])],
+    )
+    model = ModelWrapper(helper.make_model(graph))
+    model.set_initializer(single.input[1], hw.get_initializer(node.input[1]))
+    model.set_tensor_datatype(single.input[0], inst.get_input_datatype(0))
+    model.set_tensor_datatype(single.input[1], inst.get_input_datatype(1))
+    out = execute_onnx(model, {single.input[0]: vectors.astype(np.float32)})[single.output[0]]
+    return np.asarray(out, dtype=np.float64).round().astype(np.int64)
+
+
+def _load(path: Path, produced_by: str) -> ModelWrapper:
+    if not path.is_file():
+        raise A2QFlowError(f"{path} not found", f"run `{produced_by}` first")
+    return ModelWrapper(str(path))
