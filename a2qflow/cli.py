@@ -162,6 +162,8 @@ def train(build_dir: Path, **kwargs: Any) -> None:
     click.echo(f"float test accuracy {result['float_test_acc']:.2%}, "
                f"{spec.quant.value} test accuracy {result['quant_test_acc']:.2%}")
     echo_layers(result["layers"])
+    for warning in result["warnings"]:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
     click.echo(f"wrote {build_dir / 'checkpoint.pt'} and {build_dir / 'train.json'}")
 
 
@@ -314,27 +316,61 @@ def sweep(config: Path, acc_bits: str, quants: str, out: Path | None, scheduler:
 
 
 @cli.command()
+@click.argument("dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="where report.html/.md and the plots go (default: the first DIR)")
+def report(dirs: tuple[Path, ...], out: Path | None) -> None:
+    """Tables and plots for builds and sweeps: report.html, report.md, *.png."""
+    from a2qflow import report as report_stage
+
+    result = report_stage.run(list(dirs), out)
+    click.echo(f"wrote {result['html']} and {result['markdown']} "
+               f"({len(result['figures'])} plots, {result['builds']} builds)")
+
+
+@cli.command()
+@click.argument("a", type=click.Path(path_type=Path))
+@click.argument("b", type=click.Path(path_type=Path))
+def compare(a: Path, b: Path) -> None:
+    """Two builds side by side (accuracy, resources, per-layer widths)."""
+    from a2qflow import report as report_stage
+
+    click.echo(report_stage.compare(a, b))
+
+
+# --- demo ---------------------------------------------------------------------------------------
+
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+
+
+@cli.command()
 @click.option("--build-dir", type=click.Path(path_type=Path), default=Path("build/demo"),
               show_default=True)
-@click.option("--acc-bits", "-P", type=int, default=12, show_default=True)
-def demo(build_dir: Path, acc_bits: int) -> None:
-    """TFC W4A4 with A2Q+ at small P on scikit-learn's digits: train and export."""
-    from a2qflow import export as export_stage
-    from a2qflow import train as train_stage
+def demo(build_dir: Path) -> None:
+    """The default job: configs/demo.yaml (TFC W4A4, A2Q+, P=12, digits) through every stage."""
+    import json
 
-    spec = ModelSpec(arch="tfc", quant="a2q+", weight_bits=4, act_bits=4, acc_bits=acc_bits)
-    cfg = TrainConfig(dataset="digits", float_epochs=20, qat_epochs=20)
-    click.echo(f"[1/2] train TFC W4A4 A2Q+ P={acc_bits} on digits -> {build_dir}")
-    result = train_stage.run(spec, cfg, build_dir, progress=True)
-    click.echo(f"      float {result['float_test_acc']:.2%}, A2Q+ {result['quant_test_acc']:.2%}")
-    echo_layers(result["layers"])
-    click.echo("[2/2] export QONNX and check against torch")
-    exp = export_stage.run(build_dir)
-    click.echo(f"      max |diff| {exp['max_abs_diff']:.2g}, argmax agreement "
-               f"{exp['argmax_agreement']:.0%}")
-    click.echo(f"artifacts in {build_dir.resolve()}:")
-    for name in sorted(p.name for p in build_dir.iterdir() if not p.name.startswith(".")):
-        click.echo(f"  {name}")
+    from a2qflow import build as build_stage
+    from a2qflow import report as report_stage
+    from a2qflow.compile.certificate import certificate_table
+
+    cfg = build_stage.load_config(DEMO_CONFIG)
+    build_stage.run(cfg, build_dir, echo=click.echo)
+    train_result = json.loads((build_dir / "train.json").read_text())
+    click.echo(f"\nfloat test accuracy {train_result['float_test_acc']:.2%}, A2Q+ P="
+               f"{cfg.model.acc_bits} test accuracy {train_result['quant_test_acc']:.2%}\n")
+    cert = json.loads((build_dir / "certificate.json").read_text())
+    click.echo("overflow certificate (bits):")
+    click.echo(certificate_table(cert))
+    verify_result = json.loads((build_dir / "verify.json").read_text())
+    chain = verify_result["chain"]
+    click.echo(f"\nverify: {chain['samples']} test images bit-exact (brevitas == QONNX == FINN)"
+               f", worst-case vectors of {len(verify_result['worst_case'])} layers within their "
+               f"certified widths and overflowing one bit narrower: "
+               f"{'PASS' if verify_result['ok'] else 'FAIL'}")
+    rep = report_stage.run([build_dir])
+    click.echo(f"report: {rep['html']}")
+    click.echo(f"artifacts in {build_dir.resolve()}")
 
 
 def main() -> None:

@@ -124,3 +124,13 @@ def test_float_and_quantized_models_share_parameter_names():
     f = build_model(ModelSpec(quant="float")).state_dict()
     q = build_model(ModelSpec(quant="a2q+")).state_dict()
     assert set(f) <= set(q)
+
+
+def test_dead_channels_are_reported_not_hidden(tmp_path):
+    # the first layer (8-bit pixels) at P=11 allows ||q||_1 <= 8: most channels empty out
+    result = train.run(ModelSpec(quant="a2q", acc_bits=10, first_acc_bits=11),
+                       quick_config(qat_epochs=1), tmp_path, progress=False)
+    first = result["layers"][0]
+    assert 0 < first["dead_channels"] < first["channels"]
+    assert [w for w in result["warnings"] if w.startswith("features.1: ")]
+    assert all(layer["dead_channels"] == 0 for layer in result["layers"][1:])

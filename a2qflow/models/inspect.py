@@ -40,6 +40,7 @@ class LayerReport:
     zero_centred: bool | None = None
     exact_bits: int | None = None
     sparsity: float | None = None
+    dead_channels: int | None = None  # output channels whose integer weights are all zero
     int_weights: np.ndarray | None = field(default=None, repr=False)
     weight_scale: np.ndarray | None = field(default=None, repr=False)
 
@@ -119,6 +120,7 @@ def _fill_quantized(rep: LayerReport, layer: nn.Module, quant_input: Any,
     rep.zero_centred = bounds.is_zero_centred(q)
     rep.exact_bits = bounds.exact_accumulator_bits(q, rep.input_bits, rep.input_signed)
     rep.sparsity = float((q == 0).mean())
+    rep.dead_channels = int((~q.any(axis=1)).sum())
     trained_p = stored_accumulator_bits(layer)
     if trained_p is not None:
         # the state dict, not the spec, is what the quantizer enforces: report what it holds
@@ -133,6 +135,13 @@ def stored_accumulator_bits(layer: nn.Module) -> int | None:
         if key.endswith(ACC_BITS_KEY):
             return int(round(float(value)))
     return None
+
+
+def dead_channel_warnings(reports: list[LayerReport]) -> list[str]:
+    """Layers that kept some weights but lost whole output channels (constant outputs)."""
+    return [f"{r.name}: {r.dead_channels} of {r.channels} output channels have only zero "
+            f"weights (P={r.acc_bits}); consider a larger P for this layer"
+            for r in reports if r.dead_channels and r.dead_channels < r.channels]
 
 
 def collapsed_layers(reports: list[LayerReport]) -> list[LayerReport]:
