@@ -7,10 +7,17 @@ STAMPS := .stamps
 PIPQ   := $(PIP) install --quiet --disable-pip-version-check -c requirements/constraints.txt
 export YOWASP_CACHE_DIR := $(CURDIR)/.cache/yowasp
 
-.PHONY: help install demo test lint bench-train clean
+A2Q    := $(VENV)/bin/a2qflow
+# data directories (see README "Data sets"); override: make tfc-w4a4 MNIST_DIR=~/data/mnist
+MNIST_DIR ?= data/mnist
+CIFAR_DIR ?= data/cifar10
+
+.PHONY: help install demo test lint bench-train bench-accuracy clean \
+        tfc-w2a2 tfc-w4a4 tfc-w8a8 cnv-w4a4 sweep-tfc report
 
 help:  ## list the targets
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
+	@grep -E '^[a-z0-9 -]+:.*## ' $(MAKEFILE_LIST) \
+	  | awk -F':.*## ' '{ printf "%-26s %s\n", $$1, $$2 }'
 
 install: $(STAMPS)/a2qflow  ## create .venv (Python 3.11) with the whole pinned toolchain
 
@@ -43,8 +50,21 @@ $(STAMPS)/a2qflow: $(STAMPS)/toolchain pyproject.toml
 	$(PY) -m a2qflow.doctor
 	@touch $@
 
-demo: install  ## train + export TFC (A2Q+, P=12) on scikit-learn digits into build/demo
-	$(PY) -m a2qflow.cli demo --build-dir build/demo
+demo: install  ## the default job: TFC W4A4 A2Q+ P=12 on digits, every stage, into build/demo
+	$(A2Q) demo --build-dir build/demo
+
+tfc-w2a2 tfc-w4a4 tfc-w8a8: install  ## build TFC on MNIST into builds/<name> (MNIST_DIR=...)
+	$(A2Q) build configs/$@.yaml --data-dir $(MNIST_DIR)
+
+cnv-w4a4: install  ## build CNV W4A4 on CIFAR-10 into builds/cnv-w4a4 (CIFAR_DIR=...; GPU advised)
+	$(A2Q) build configs/$@.yaml --data-dir $(CIFAR_DIR)
+
+sweep-tfc: install  ## TFC W4A4 sweep, P 32/16/14/12/10 x A2Q/A2Q+, on a local Dask cluster
+	$(A2Q) sweep configs/tfc-w4a4.yaml --data-dir $(MNIST_DIR) \
+	  --acc-bits 32,16,14,12,10 --quant a2q,a2q+ --out builds/tfc-w4a4-sweep
+
+report: install  ## report.html/.md over every build and sweep in builds/
+	$(A2Q) report $(wildcard builds/*) --out builds
 
 test: install $(STAMPS)/system  ## lint and run the whole test suite
 	$(PY) -m ruff check a2qflow tests bench
@@ -53,8 +73,13 @@ test: install $(STAMPS)/system  ## lint and run the whole test suite
 lint: install  ## ruff
 	$(PY) -m ruff check a2qflow tests bench
 
-bench-train: install  ## TFC W4A4 on MNIST, P in {32,16,12,10}, A2Q and A2Q+ (by hand; ~1 h on 2 cores)
-	$(PY) bench/train_mnist.py --data-dir ../shared/data/mnist --out bench/out/train_mnist
+bench-train: install  ## TFC W4A4 on MNIST, P in {32,16,12,10}, A2Q and A2Q+ (~4 min on 2 cores)
+	$(PY) bench/train_mnist.py --data-dir $(MNIST_DIR) --out bench/out/train_mnist
 
-clean:  ## remove builds and caches (keeps .venv)
-	rm -rf build .pytest_cache .ruff_cache .hypothesis
+bench-accuracy: install  ## training recipes side by side, TFC W4A4 on MNIST (~15 min)
+	$(PY) bench/accuracy.py --data-dir $(MNIST_DIR) --acc-bits 10,8,7 --out bench/out/acc_hidden
+	$(PY) bench/accuracy.py --data-dir $(MNIST_DIR) --policy all --acc-bits 16,14,12 \
+	  --out bench/out/acc_all
+
+clean:  ## remove builds and caches (keeps .venv and the tool caches)
+	rm -rf build builds .pytest_cache .ruff_cache .hypothesis
