@@ -18,7 +18,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from common import command_line, machine, train_point  # noqa: E402
+from common import command_line, machine, results_table, train_point  # noqa: E402
 
 from a2qflow import train  # noqa: E402
 from a2qflow.artifacts import atomic_path, write_json, write_text  # noqa: E402
@@ -108,18 +108,8 @@ def render_markdown(r: dict) -> str:
         "",
         f"Float test accuracy: **{r['float_acc']:.2%}**",
         "",
-        "| recipe | P | test acc | % of float | exact bits per layer | zeros per layer | <= P |",
-        "|---|---|---|---|---|---|---|",
     ]
-    for row in r["rows"]:
-        if row.get("acc") is None:
-            lines.append(f"| {row['recipe']} | {row['acc_bits']} | failed: {row['error']} "
-                         "| | | | |")
-            continue
-        lines.append(
-            f"| {row['recipe']} | {row['acc_bits']} | {row['acc']:.2%} | "
-            f"{row['acc'] / r['float_acc']:.1%} | {row['exact_bits']} | {row['sparsity']} | "
-            f"{'yes' if row['within_target'] else 'NO'} |")
+    lines += results_table(r["rows"], "recipe", r["float_acc"])
     lines.append("")
     return "\n".join(lines)
 

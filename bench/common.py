@@ -27,6 +27,23 @@ def machine() -> dict[str, Any]:
             "device": "cpu"}
 
 
+def results_table(rows: list[dict[str, Any]], label: str, float_acc: float) -> list[str]:
+    """Markdown rows of trained points: accuracy against float and the per-layer evidence."""
+    lines = [f"| {label} | P | test acc | vs float | % of float | exact bits per layer "
+             "| zeros per layer | <= P |", "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        if row.get("acc") is None:
+            lines.append(f"| {row[label]} | {row['acc_bits']} | failed: {row['error']} "
+                         "| | | | | |")
+            continue
+        lines.append(
+            f"| {row[label]} | {row['acc_bits']} | {row['acc']:.2%} | "
+            f"{(row['acc'] - float_acc) * 100:+.2f} pt | {row['acc'] / float_acc:.1%} | "
+            f"{row['exact_bits']} | {row['sparsity']} | "
+            f"{'yes' if row['within_target'] else 'NO'} |")
+    return lines
+
+
 def train_point(spec: ModelSpec, cfg: TrainConfig, out: Path, init_from: Path,
                 **labels: Any) -> dict[str, Any]:
     """Train one point warm-started from ``init_from``; a failure becomes a row, not a crash."""

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import command_line, machine, train_point
+from common import command_line, machine, results_table, train_point
 
 from a2qflow import train
 from a2qflow.artifacts import write_json, write_text
@@ -82,19 +82,8 @@ def render_markdown(r: dict) -> str:
         "",
         f"Float test accuracy: **{r['float_acc']:.2%}**",
         "",
-        "| quant | P | test acc | vs float | exact bits per layer | zeros per layer | <= P |",
-        "|---|---|---|---|---|---|---|",
     ]
-    for row in r["rows"]:
-        if row.get("acc") is None:
-            lines.append(f"| {row['quant']} | {row['acc_bits']} | failed: {row['error']} |"
-                         " | | | |")
-            continue
-        delta = (row["acc"] - r["float_acc"]) * 100
-        lines.append(
-            f"| {row['quant']} | {row['acc_bits']} | {row['acc']:.2%} | {delta:+.2f} pt | "
-            f"{row['exact_bits']} | {row['sparsity']} | "
-            f"{'yes' if row['within_target'] else 'NO'} |")
+    lines += results_table(r["rows"], "quant", r["float_acc"])
     lines.append("")
     return "\n".join(lines)
 

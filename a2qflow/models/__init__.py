@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from torch import nn
+import torch
+from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
 
 from a2qflow.config import Arch, ModelSpec
 from a2qflow.models.cnv import CNV
@@ -18,9 +20,23 @@ def build_model(spec: ModelSpec) -> nn.Module:
     raise AssertionError(f"unhandled arch {spec.arch}")
 
 
+@torch.no_grad()
+def hooked_forward(model: nn.Module, sample: Tensor, handles: list[RemovableHandle]) -> None:
+    """One eval-mode forward pass that the given hooks observe; they are removed afterwards
+    and the model's train/eval mode is restored."""
+    was_training = model.training
+    model.eval()
+    try:
+        model(sample)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+
+
 def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Linear and conv layers in forward order (the order of MatMul/Conv nodes in the export)."""
     return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear | nn.Conv2d)]
 
 
-__all__ = ["build_model", "weight_layers"]
+__all__ = ["build_model", "hooked_forward", "weight_layers"]

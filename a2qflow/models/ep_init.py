@@ -11,7 +11,7 @@ import torch
 from brevitas.core.scaling import AccumulatorAwareParameterPreScaling
 from torch import Tensor, nn
 
-from a2qflow.models import weight_layers
+from a2qflow.models import hooked_forward, weight_layers
 
 
 def project_rows_onto_l1_ball(w: Tensor, radius: Tensor) -> Tensor:
@@ -54,15 +54,8 @@ def apply_ep_init(model: nn.Module, sample: Tensor, zero_centre: bool) -> int:
             radii[name] = (scales * pre.calc_max_l1_norm(input_bits, input_signed)).flatten()
         return hook
 
-    hooks = [pre.register_forward_hook(capture(n, pre)) for n, (_l, pre) in targets.items()]
-    was_training = model.training
-    model.eval()
-    try:
-        model(sample)
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
+    hooked_forward(model, sample,
+                   [pre.register_forward_hook(capture(n, pre)) for n, (_l, pre) in targets.items()])
 
     for name, (layer, pre) in targets.items():
         w = layer.weight.reshape(layer.weight.shape[0], -1)

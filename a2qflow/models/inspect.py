@@ -18,7 +18,7 @@ from torch import nn
 
 from a2qflow import bounds
 from a2qflow.config import ModelSpec, QuantMethod
-from a2qflow.models import weight_layers
+from a2qflow.models import hooked_forward, weight_layers
 from a2qflow.models.layers import layer_acc_bits
 
 ACC_BITS_KEY = "pre_scaling_impl.accumulator_bit_width.bit_width"
@@ -72,18 +72,10 @@ def layer_reports(model: nn.Module, spec: ModelSpec, sample: torch.Tensor) -> li
     """Analyse every weight layer of ``model`` after one eval-mode forward pass on ``sample``."""
     named = weight_layers(model)
     captured: dict[str, Any] = {}
-    hooks = [
+    hooked_forward(model, sample, [
         m.register_forward_pre_hook(lambda _m, args, name=n: captured.__setitem__(name, args[0]))
         for n, m in named
-    ]
-    was_training = model.training
-    model.eval()
-    try:
-        model(sample)
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
+    ])
 
     reports = []
     for index, (name, layer) in enumerate(named):
