@@ -101,9 +101,6 @@ def step_convert_to_hw(model: ModelWrapper, ctx: CompileContext) -> ModelWrapper
     from finn.transformation.fpgadataflow.convert_to_hw.quantized_matrix_vector_activation import (
         InferQuantizedMatrixVectorActivation,
     )
-    from finn.transformation.fpgadataflow.convert_to_hw.thresholding import (
-        InferThresholdingLayer,
-    )
     from finn.transformation.fpgadataflow.convert_to_hw.vector_vector_activation import (
         InferVectorVectorActivation,
     )
@@ -115,8 +112,10 @@ def step_convert_to_hw(model: ModelWrapper, ctx: CompileContext) -> ModelWrapper
     from qonnx.transformation.infer_datatypes import InferDataTypes
     from qonnx.transformation.infer_shapes import InferShapes
 
+    from a2qflow.compile.passes import InferIntegerThresholdingLayer
+
     for t in (InferQuantizedMatrixVectorActivation(), InferVectorVectorActivation(),
-              InferThresholdingLayer(), InferPool(), InferConvInpGen(),
+              InferIntegerThresholdingLayer(), InferPool(), InferConvInpGen(),
               absorb.AbsorbConsecutiveTransposes(), RemoveCNVtoFCFlatten(),
               GiveUniqueNodeNamesRecursive(), InferDataLayouts(), InferDataTypes(),
               InferShapes()):
