@@ -149,9 +149,18 @@ def parse_utilization_report(text: str) -> dict[str, Any]:
 
 
 def synth_document(designs: list[dict[str, Any]], board: str) -> dict[str, Any]:
-    tools = sorted({d["tool"] for d in designs})
-    return {"stage": "synth", "flow": "vivado", "board": board, "tool": ", ".join(tools),
-            "designs": {d["design"]: d for d in designs}}
+    """The open flow's synth.json schema (one ``certified`` variant), filled from Vivado."""
+    from a2qflow.boards import load_board
+
+    tools = ", ".join(sorted({d["tool"] for d in designs}))
+    total: dict[str, Any] = {k: sum(d[k] for d in designs)
+                             for k in ("LUT", "FF", "BRAM18", "URAM", "DSP")}
+    total["CARRY"] = None  # not in Vivado's summary table
+    certified = {"total": total, "utilization": load_board(board).utilization(total),
+                 "designs": {d["design"]: d for d in designs}}
+    return {"stage": "synth", "flow": "vivado", "board": board, "tool": tools,
+            "label": f"{tools}, {board}", "variants": {"certified": certified},
+            "designs": certified["designs"]}
 
 
 def _number(cell: str, row: str) -> float:

@@ -226,6 +226,43 @@ def verify(build_dir: Path) -> None:
 
 
 @cli.command()
+@click.argument("build_dir", type=click.Path(path_type=Path))
+@click.option("--max-images", type=click.IntRange(1), default=32, show_default=True,
+              help="test images simulated through the whole network")
+def rtl(build_dir: Path, max_images: int) -> None:
+    """Own Verilog per layer (rtl/*.v), simulated bit-exact against FINN with Verilator."""
+    from a2qflow import rtl as rtl_stage
+
+    result = rtl_stage.run(build_dir, max_images=max_images)
+    net = result["network"]
+    click.echo(f"{net['images']} images through the network: {net['outputs']['mismatches']} "
+               f"mismatches vs FINN; {net['cycles_per_image']:.0f} cycles/image "
+               f"(FINN estimate {net['finn_cycle_estimate']})")
+    for layer in result["layers"]:
+        wc = layer["worst_case"]
+        nc = wc["negative_control"]
+        click.echo(f"  {layer['node']:12s} INT{layer['acc_bits']:<3d} worst cases: "
+                   f"{wc['accumulator']['mismatches']} mismatches; at INT{nc['acc_bits']}: "
+                   f"{nc['mismatches']} (negative control "
+                   f"{'detected' if nc['detected'] else 'NOT detected'})")
+    click.echo(f"wrote {build_dir / 'rtl'}/ and {build_dir / 'sim.json'} ({result['simulator']})")
+
+
+@cli.command()
+@click.argument("build_dir", type=click.Path(path_type=Path))
+@click.option("--compare-acc-bits", type=click.IntRange(2, 64), default=None,
+              help="also synthesize with every accumulator this wide (e.g. 32) and give ratios")
+@click.option("--board", default=None, help="defaults to the board of the compile")
+def synth(build_dir: Path, compare_acc_bits: int | None, board: str | None) -> None:
+    """Yosys synth_xilinx of the generated Verilog: LUT/FF/CARRY/DSP/BRAM per layer and total."""
+    from a2qflow import synth as synth_stage
+
+    result = synth_stage.run(build_dir, compare_acc_bits=compare_acc_bits, board=board)
+    click.echo(synth_stage.resource_table(result))
+    click.echo(f"wrote {build_dir / 'synth.json'} ({result['seconds']:.1f} s)")
+
+
+@cli.command()
 def boards() -> None:
     """List the board catalogue."""
     from a2qflow.boards import load_boards
@@ -353,6 +390,7 @@ def demo(build_dir: Path) -> None:
     from a2qflow import build as build_stage
     from a2qflow import report as report_stage
     from a2qflow.compile.certificate import certificate_table
+    from a2qflow.synth import resource_table
 
     cfg = build_stage.load_config(DEMO_CONFIG)
     build_stage.run(cfg, build_dir, echo=click.echo)
@@ -368,8 +406,17 @@ def demo(build_dir: Path) -> None:
                f", worst-case vectors of {len(verify_result['worst_case'])} layers within their "
                f"certified widths and overflowing one bit narrower: "
                f"{'PASS' if verify_result['ok'] else 'FAIL'}")
+    sim = json.loads((build_dir / "sim.json").read_text())
+    net = sim["network"]
+    detected = all(layer["worst_case"]["negative_control"]["detected"] for layer in sim["layers"])
+    click.echo(f"rtl: own Verilog, {net['images']} images through the whole network in "
+               f"Verilator: {net['outputs']['mismatches']} mismatches vs FINN; "
+               f"{net['cycles_per_image']:.0f} cycles/image (FINN estimate "
+               f"{net['finn_cycle_estimate']}); one-bit-narrower controls "
+               f"{'all detected' if detected else 'NOT all detected'}\n")
+    click.echo(resource_table(json.loads((build_dir / "synth.json").read_text())))
     rep = report_stage.run([build_dir])
-    click.echo(f"report: {rep['html']}")
+    click.echo(f"\nreport: {rep['html']}")
     click.echo(f"artifacts in {build_dir.resolve()}")
 
 

@@ -68,12 +68,15 @@ def _attach_resources(view: BuildView, s: dict[str, Any]) -> None:
     """Synthesis results when present (Yosys or Vivado), else FINN's estimates, labelled."""
     synth, est = s.get("synth"), s.get("estimates")
     if synth:
-        view.resources = dict(synth.get("total", {}))
-        view.resource_source = synth.get("tool", "synthesis")
-        compare = synth.get("compare") or {}
-        view.resources_ref = dict(compare.get("total", {}))
-        view.ref_bits = compare.get("acc_bits")
-        view.utilization = dict(synth.get("utilization", {}))
+        certified = synth["variants"]["certified"]
+        view.resources = dict(certified["total"])
+        view.resource_source = f"{synth['tool']} estimate" if synth.get("flow") != "vivado" \
+            else synth["tool"]
+        ref_bits = synth.get("compare_acc_bits")
+        if ref_bits is not None:
+            view.resources_ref = dict(synth["variants"][f"acc{ref_bits}"]["total"])
+            view.ref_bits = ref_bits
+        view.utilization = dict(certified.get("utilization", {}))
         view.board = synth.get("board")
     elif est:
         view.resources = dict(est.get("total", {}))

