@@ -10,7 +10,9 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,17 @@ def atomic_path(target: Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def replace_dir(staged: Path, target: Path) -> None:
+    """Move a fully written directory into place; the old one is removed only after the rename."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{time.time_ns()}")
+        target.rename(old)
+    staged.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_json(target: Path, data: Any) -> None:

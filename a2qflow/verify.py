@@ -19,21 +19,19 @@
 
 from __future__ import annotations
 
-import copy
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from onnx import TensorProto, helper
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
 from a2qflow import bounds
 from a2qflow.artifacts import file_sha256, read_json, write_json
-from a2qflow.compile.layers import hw_matmul_nodes, integer_weights
+from a2qflow.compile.layers import execute_mvau, hw_matmul_nodes, integer_weights
 from a2qflow.compile.passes.set_certified_accumulator_width import read_certified
 from a2qflow.compile.pipeline import FINN_DIR, HW_MODEL, MODEL_FILE
 from a2qflow.errors import A2QFlowError
@@ -227,26 +225,7 @@ def execute_accumulator(hw: ModelWrapper, node: Any, vectors: np.ndarray) -> np.
     """Run ``vectors`` (n, K) through a copy of the layer with its thresholds removed."""
     if not node.op_type.startswith("MVAU"):
         return vectors @ integer_weights(hw, node).T
-    from finn.core.onnx_exec import execute_onnx
-
-    single = copy.deepcopy(node)
-    del single.input[2:]
-    inst = getCustomOp(single)
-    inst.set_nodeattr("noActivation", 1)
-    inst.set_nodeattr("outputDataType", inst.get_nodeattr("accDataType"))
-    inst.set_nodeattr("numInputVectors", [len(vectors)])
-    k, c = vectors.shape[1], inst.get_nodeattr("MH")
-    graph = helper.make_graph(
-        [single], "worst_case",
-        [helper.make_tensor_value_info(single.input[0], TensorProto.FLOAT, [len(vectors), k])],
-        [helper.make_tensor_value_info(single.output[0], TensorProto.FLOAT, [len(vectors), c])],
-    )
-    model = ModelWrapper(helper.make_model(graph))
-    model.set_initializer(single.input[1], hw.get_initializer(node.input[1]))
-    model.set_tensor_datatype(single.input[0], inst.get_input_datatype(0))
-    model.set_tensor_datatype(single.input[1], inst.get_input_datatype(1))
-    out = execute_onnx(model, {single.input[0]: vectors.astype(np.float32)})[single.output[0]]
-    return np.asarray(out, dtype=np.float64).round().astype(np.int64)
+    return execute_mvau(hw, node, vectors, activation=False)
 
 
 def _load(path: Path, produced_by: str) -> ModelWrapper:

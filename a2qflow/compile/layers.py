@@ -9,11 +9,13 @@ fails loudly instead of certifying the wrong layer.
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from onnx import TensorProto, helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
@@ -155,3 +157,39 @@ def transform_dataflow_core(model: ModelWrapper, transformation: Any) -> ModelWr
         if node.name in changed:
             node.CopyFrom(changed[node.name])
     return model
+
+
+def execute_mvau(hw: ModelWrapper, node: Any, vectors: np.ndarray,
+                 activation: bool = True) -> np.ndarray:
+    """FINN Python execution of one MVAU on ``vectors`` (n, MW); without activation it
+    returns the accumulators."""
+    from finn.core.onnx_exec import execute_onnx
+
+    single = copy.deepcopy(node)
+    inst = getCustomOp(single)
+    if not activation:
+        del single.input[2:]
+        inst.set_nodeattr("noActivation", 1)
+        inst.set_nodeattr("outputDataType", inst.get_nodeattr("accDataType"))
+    inst.set_nodeattr("numInputVectors", [len(vectors)])
+    k, c = vectors.shape[1], inst.get_nodeattr("MH")
+    graph = helper.make_graph(
+        [single], "one_mvau",
+        [helper.make_tensor_value_info(single.input[0], TensorProto.FLOAT, [len(vectors), k])],
+        [helper.make_tensor_value_info(single.output[0], TensorProto.FLOAT, [len(vectors), c])],
+    )
+    model = ModelWrapper(helper.make_model(graph))
+    for name in single.input[1:]:
+        model.set_initializer(name, hw.get_initializer(name))
+        model.set_tensor_datatype(name, hw.get_tensor_datatype(name))
+    model.set_tensor_datatype(single.input[0], inst.get_input_datatype(0))
+    out = execute_onnx(model, {single.input[0]: vectors.astype(np.float32)})[single.output[0]]
+    return integer_array(np.asarray(out), node.name)
+
+
+def integer_array(a: np.ndarray, what: str) -> np.ndarray:
+    """``a`` as int64, refusing values that are not integers (FINN must produce integers)."""
+    r = np.round(a.astype(np.float64))
+    if not np.array_equal(r, a):
+        raise AssertionError(f"FINN returned non-integer values for {what}")
+    return r.astype(np.int64)

@@ -23,7 +23,7 @@ from typing import Any
 from onnx import ModelProto
 from qonnx.core.modelwrapper import ModelWrapper
 
-from a2qflow.artifacts import config_hash, file_sha256, write_json
+from a2qflow.artifacts import config_hash, file_sha256, replace_dir, write_json
 from a2qflow.boards import Board, load_board
 from a2qflow.compile import certificate
 from a2qflow.compile.finn_env import finn_session
@@ -252,7 +252,7 @@ def run(build_dir: Path, board: str, folding: Path | None = None,
                    "step_seconds": timings,
                    "seconds": round(time.perf_counter() - started, 3),
                    "hw_model": f"{FINN_DIR}/{HW_MODEL}"}
-        _install(stage_finn, build_dir / FINN_DIR)
+        replace_dir(stage_finn, build_dir / FINN_DIR)
         write_json(build_dir / "estimates.json", ctx.estimates)
         write_json(build_dir / "certificate.json", cert)
         write_json(build_dir / "compile.json", summary)
@@ -311,17 +311,6 @@ def _relocate(model: ModelWrapper, old: Path, new: Path) -> ModelWrapper:
     from a2qflow.compile.passes import RelocateCodegenDirs
 
     return model.transform(RelocateCodegenDirs(old, new))
-
-
-def _install(staged: Path, target: Path) -> None:
-    """Swap the staged ``finn/`` into place (old one removed only after the rename)."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{time.time_ns()}")
-        target.rename(old)
-    staged.rename(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 __all__ = ["STEPS", "run"]

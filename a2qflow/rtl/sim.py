@@ -9,17 +9,15 @@ mismatch. (b) and (c) run with random input gaps and output back-pressure.
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from onnx import TensorProto, helper
 from qonnx.core.modelwrapper import ModelWrapper
-from qonnx.custom_op.registry import getCustomOp
 
+from a2qflow.compile.layers import integer_array
 from a2qflow.rtl.generate import environment, pack_words
 from a2qflow.tools.verilator import Verilator
 
@@ -145,39 +143,4 @@ def finn_tensors(hw: ModelWrapper, x: np.ndarray, names: list[str]) -> list[np.n
         ctx = execute_onnx(hw, {iname: x[i:i + 1]}, return_full_exec_context=True)
         for n in names:
             out[n].append(np.asarray(ctx[n]).reshape(1, -1))
-    return [_ints(np.concatenate(out[n]), n) for n in names]
-
-
-def execute_mvau(hw: ModelWrapper, node: Any, vectors: np.ndarray,
-                 activation: bool = True) -> np.ndarray:
-    """FINN Python execution of one MVAU on ``vectors`` (n, MW); without activation it
-    returns the accumulators."""
-    from finn.core.onnx_exec import execute_onnx
-
-    single = copy.deepcopy(node)
-    inst = getCustomOp(single)
-    if not activation:
-        del single.input[2:]
-        inst.set_nodeattr("noActivation", 1)
-        inst.set_nodeattr("outputDataType", inst.get_nodeattr("accDataType"))
-    inst.set_nodeattr("numInputVectors", [len(vectors)])
-    k, c = vectors.shape[1], inst.get_nodeattr("MH")
-    graph = helper.make_graph(
-        [single], "one_mvau",
-        [helper.make_tensor_value_info(single.input[0], TensorProto.FLOAT, [len(vectors), k])],
-        [helper.make_tensor_value_info(single.output[0], TensorProto.FLOAT, [len(vectors), c])],
-    )
-    model = ModelWrapper(helper.make_model(graph))
-    for name in single.input[1:]:
-        model.set_initializer(name, hw.get_initializer(name))
-        model.set_tensor_datatype(name, hw.get_tensor_datatype(name))
-    model.set_tensor_datatype(single.input[0], inst.get_input_datatype(0))
-    out = execute_onnx(model, {single.input[0]: vectors.astype(np.float32)})[single.output[0]]
-    return _ints(np.asarray(out), node.name)
-
-
-def _ints(a: np.ndarray, what: str) -> np.ndarray:
-    r = np.round(a.astype(np.float64))
-    if not np.array_equal(r, a):
-        raise AssertionError(f"FINN returned non-integer values for {what}")
-    return r.astype(np.int64)
+    return [integer_array(np.concatenate(out[n]), n) for n in names]

@@ -19,7 +19,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
 from a2qflow import bounds
-from a2qflow.artifacts import file_sha256, write_json, write_text
+from a2qflow.artifacts import file_sha256, replace_dir, write_json, write_text
 from a2qflow.compile.layers import hw_matmul_nodes
 from a2qflow.errors import A2QFlowError
 from a2qflow.rtl import sim
@@ -162,10 +162,4 @@ def _install(rendered: Rendered, work: Path, target: Path) -> None:
     for name in ("tb.cpp", f"{sim.HARNESS}.v", "verilator_build.log", "sim.log"):
         if (work / name).exists():
             shutil.copyfile(work / name, staging / "sim" / name)
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{time.time_ns()}")
-        target.rename(old)
-    staging.rename(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    replace_dir(staging, target)
