@@ -20,7 +20,7 @@ from qonnx.custom_op.registry import getCustomOp
 
 from a2qflow import bounds
 from a2qflow.artifacts import file_sha256, replace_dir, write_json, write_text
-from a2qflow.compile.layers import hw_matmul_nodes
+from a2qflow.compile.layers import execute_mvau, hw_matmul_nodes
 from a2qflow.errors import A2QFlowError
 from a2qflow.rtl import sim
 from a2qflow.rtl.generate import Rendered, module_name, render_design, render_layer
@@ -82,10 +82,10 @@ def worst_case_groups(layer: MVAULayer, module: str, node: Any, hw: ModelWrapper
     x_max, x_min = bounds.worst_case_inputs(layer.weights, lo, hi)
     vectors = np.concatenate([x_max, x_min])
     inp = sim.Port(layer.simd, layer.input_bits, layer.input_signed, layer.mw)
-    acc = sim.execute_mvau(hw, node, vectors, activation=False)
+    acc = execute_mvau(hw, node, vectors, activation=False)
     groups = [sim.Group(f"{layer.name}/layer", module, inp,
                         sim.Port(layer.pe, layer.output_bits, layer.output_signed, layer.mh),
-                        vectors, sim.execute_mvau(hw, node, vectors), stress=True)]
+                        vectors, execute_mvau(hw, node, vectors), stress=True)]
     for tag, bits in (("accumulator", layer.acc_bits), ("narrower", layer.acc_bits - 1)):
         probe = layer.accumulator_probe(bits)
         name = module_name(f"probe_{layer.name}_a{bits}")
