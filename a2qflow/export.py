@@ -14,6 +14,7 @@ The proof travels with the model as ONNX metadata: ``a2qflow.spec`` (the ModelSp
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import json
 import time
 import warnings
@@ -23,7 +24,6 @@ from typing import Any
 import brevitas
 import numpy as np
 import onnx
-import qonnx
 import torch
 from brevitas.export import export_qonnx
 from qonnx.core.modelwrapper import ModelWrapper
@@ -177,7 +177,7 @@ def run(build_dir: Path, max_samples: int | None = None) -> dict[str, Any]:
         "layers": layer_metadata(reports),
         "seconds": round(time.time() - t0, 2),
         "versions": {"a2qflow": a2qflow.__version__, "brevitas": brevitas.__version__,
-                     "qonnx": getattr(qonnx, "__version__", "1.0.0"), "onnx": onnx.__version__,
+                     "qonnx": md.version("qonnx"), "onnx": onnx.__version__,
                      "torch": torch.__version__},
     }
     write_json(build_dir / "export.json", result)
