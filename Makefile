@@ -64,7 +64,8 @@ sweep-tfc: install  ## TFC W4A4 sweep, P 32/16/14/12/10 x A2Q/A2Q+, on a local D
 	  --acc-bits 32,16,14,12,10 --quant a2q,a2q+ --out builds/tfc-w4a4-sweep
 
 report: install  ## report.html/.md over every build and sweep in builds/
-	$(A2Q) report $(wildcard builds/*) --out builds
+	$(if $(wildcard builds/*/),$(A2Q) report $(wildcard builds/*/) --out builds,\
+	  @echo "no builds in builds/ yet: run make tfc-w4a4 (or another model) or make sweep-tfc")
 
 test: install $(STAMPS)/system  ## lint and run the whole test suite
 	$(PY) -m ruff check a2qflow tests bench
