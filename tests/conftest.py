@@ -49,6 +49,19 @@ def trained_build(tmp_path_factory) -> Callable[..., Path]:
     return build
 
 
+@pytest.fixture(scope="session")
+def compiled_small(trained_build, tmp_path_factory) -> Path:
+    """A small A2Q+ TFC (hidden=16) compiled for high throughput: the rtl and synth tests'
+    design. Tests may add rtl/ and synth.json to it but must not change the compile outputs."""
+    from a2qflow import compile as compile_stage
+
+    src = trained_build(quant="a2q+", acc_bits=12, hidden=16)
+    dst = tmp_path_factory.mktemp("compiled_small")
+    shutil.copytree(src, dst, dirs_exist_ok=True)
+    compile_stage.run(dst, "pynq-z1", target_fps=400_000)
+    return dst
+
+
 @pytest.fixture
 def copy_build(tmp_path) -> Callable[[Path], Path]:
     def copy(src: Path) -> Path:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
 
 from a2qflow import bounds, rtl
-from a2qflow import compile as a2q_compile
 from a2qflow.errors import A2QFlowError
 from a2qflow.rtl.generate import adder_tree, pack_words, render_dwc, render_layer
 from a2qflow.rtl.layers import MVAULayer
@@ -55,15 +53,6 @@ def test_one_layer_matches_numpy(tmp_path, signed, act_val):
         assert r.compare(g.expected)["mismatches"] == 0, g.label
     # full rate: one output beat every SF cycles once the pipeline is full
     assert np.all(np.diff(results[1].cycles) == layer.sf)
-
-
-@pytest.fixture(scope="module")
-def compiled_small(trained_build, tmp_path_factory):
-    src = trained_build(quant="a2q+", acc_bits=12, hidden=16)
-    dst = tmp_path_factory.mktemp("rtl_small")
-    shutil.copytree(src, dst, dirs_exist_ok=True)
-    a2q_compile.run(dst, "pynq-z1", target_fps=400_000)
-    return dst
 
 
 @pytest.mark.slow

@@ -34,8 +34,8 @@ def test_cells_grow_with_accumulator_width():
 
 
 @pytest.mark.slow
-def test_synth_reports_ratios_against_32_bits(compiled_small_for_synth):
-    result = synth.run(compiled_small_for_synth, compare_acc_bits=32)
+def test_synth_reports_ratios_against_32_bits(compiled_small):
+    result = synth.run(compiled_small, compare_acc_bits=32)
     assert result["tool"].startswith("Yosys 0.70")
     assert result["family"] == "xc7"
     assert result["lut_ratio"] > 1.0 and result["ff_ratio"] > 1.0
@@ -44,19 +44,6 @@ def test_synth_reports_ratios_against_32_bits(compiled_small_for_synth):
     assert cert["total"]["LUT"] == sum(m["resources"]["LUT"]
                                        for m in cert["layers"] + cert["glue"])
     assert 0 < cert["utilization"]["LUT"] < 1
-    again = synth.run(compiled_small_for_synth, compare_acc_bits=32)  # all from the cache
+    again = synth.run(compiled_small, compare_acc_bits=32)  # all from the cache
     assert again["variants"]["certified"]["cached"] == len(cert["layers"] + cert["glue"])
     assert "| certified |" in synth.resource_table(result)
-
-
-@pytest.fixture(scope="module")
-def compiled_small_for_synth(trained_build, tmp_path_factory):
-    import shutil
-
-    from a2qflow import compile as a2q_compile
-
-    src = trained_build(quant="a2q+", acc_bits=12, hidden=16)
-    dst = tmp_path_factory.mktemp("synth_small")
-    shutil.copytree(src, dst, dirs_exist_ok=True)
-    a2q_compile.run(dst, "pynq-z1", target_fps=400_000)
-    return dst
