@@ -134,9 +134,9 @@ def load_dataset(
     return Dataset(
         name=ds.value,
         x_train=_to_unit(tr_x),
-        y_train=np.asarray(tr_y, dtype=np.int64),
+        y_train=np.array(tr_y, dtype=np.int64),
         x_test=_to_unit(te_x),
-        y_test=np.asarray(te_y, dtype=np.int64),
+        y_test=np.array(te_y, dtype=np.int64),
         classes=tuple(classes),
     )
 

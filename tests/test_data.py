@@ -331,3 +331,10 @@ def test_unknown_dataset_name_lists_the_allowed_names():
         load_dataset("imagenet")
     assert "'imagenet'" in str(err.value)
     assert all(repr(m.value) in err.value.fix for m in DatasetName)
+
+
+@pytest.mark.data
+@pytest.mark.skipif(not (SHARED_DATA / "cifar10").is_dir(), reason="CIFAR-10 subset not found")
+def test_callers_get_writable_copies_of_cached_arrays():
+    ds = load_dataset("cifar10", SHARED_DATA / "cifar10", max_train=50, max_test=20)
+    assert all(a.flags.writeable for a in (ds.x_train, ds.y_train, ds.x_test, ds.y_test))
