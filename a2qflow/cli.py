@@ -302,18 +302,77 @@ def _load_build_config(config: Path, data_dir: str | None, stages: str | None):
     return cfg
 
 
+def hardware_options(f):
+    opts = [
+        click.option("--board", default="pynq-z2", show_default=True,
+                     help="board name (a2qflow boards)"),
+        click.option("--folding", default=None, help="FINN folding JSON"),
+        click.option("--target-fps", type=float, default=None),
+        click.option("--force-acc-bits", "hw_acc_bits", type=int, default=None,
+                     help="give every MVAU this accumulator width (refused if too narrow)"),
+        click.option("--compare-acc-bits", type=int, default=32, show_default=True,
+                     help="synth also at this width, for the ratios"),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def build_config_from(ctx: click.Context, config: Path | None, name: str | None,
+                      stages: str | None, flags: dict[str, Any]):
+    """A build config from CONFIG (YAML) with the explicitly given flags on top, or from the
+    flags alone when there is no CONFIG. Validated like a config file."""
+    from click.core import ParameterSource
+
+    from a2qflow.build import BuildConfig, HardwareConfig, load_config
+
+    if flags.pop("init_from", None) is not None:
+        raise A2QFlowError("--init-from is not a build setting",
+                           "warm starts belong to `a2qflow train`")
+    if config is None:
+        data: dict[str, Any] = {"name": "build", "model": {}, "train": {}, "hardware": {}}
+        chosen = flags
+    else:
+        data = load_config(config).to_dict()
+        chosen = {k: v for k, v in flags.items()
+                  if ctx.get_parameter_source(k) is not ParameterSource.DEFAULT}
+    hardware_fields = HardwareConfig.__dataclass_fields__
+    for key, value in chosen.items():
+        if key == "hw_acc_bits":
+            data["hardware"]["acc_bits"] = value
+        elif key in ModelSpec.__dataclass_fields__:
+            data["model"][key] = value
+        elif key in hardware_fields:
+            data["hardware"][key] = value
+        else:
+            data["train"][key] = value
+    if name:
+        data["name"] = name
+    if stages:
+        data["stages"] = stages.split(",")
+    return BuildConfig.from_dict(data, str(config or "command line"))
+
+
 @cli.command()
-@click.argument("config", type=click.Path(path_type=Path))
+@click.argument("config", required=False, type=click.Path(path_type=Path))
 @click.option("--build-dir", type=click.Path(path_type=Path), default=None,
-              help="default: builds/<config name>")
-@click.option("--data-dir", default=None, help="override train.data_dir of the config")
+              help="default: builds/<name>")
+@click.option("--name", default=None, help="build name (default: the config's, or 'build')")
 @click.option("--stages", default=None, help="comma-separated subset, e.g. train,export")
-def build(config: Path, build_dir: Path | None, data_dir: str | None,
-          stages: str | None) -> None:
-    """Run every stage of CONFIG (YAML) in order, skipping those already up to date."""
+@model_options
+@train_options
+@hardware_options
+@click.pass_context
+def build(ctx: click.Context, config: Path | None, build_dir: Path | None, name: str | None,
+          stages: str | None, **flags: Any) -> None:
+    """Run every stage in order, skipping those already up to date.
+
+    Settings come from CONFIG (YAML; see configs/) with any flag given here on top, or from
+    the flags alone.
+    """
     from a2qflow import build as build_stage
 
-    cfg = _load_build_config(config, data_dir, stages)
+    cfg = build_config_from(ctx, config, name, stages, flags)
     build_dir = build_dir or Path("builds") / cfg.name
     build_stage.run(cfg, build_dir, echo=click.echo)
     click.echo(f"build directory: {build_dir}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from click.testing import CliRunner
 
 from a2qflow.cli import cli
@@ -48,3 +50,31 @@ def test_export_of_empty_directory_names_the_stage(tmp_path):
     result = run("export", str(tmp_path))
     assert result.exit_code == 2
     assert "run `a2qflow train` first" in result.output
+
+
+def test_build_from_flags_alone_and_flags_over_a_config(tmp_path):
+    import json
+
+    out = tmp_path / "flags"
+    result = run("build", "--build-dir", str(out), "--stages", "train", "--quant", "a2q",
+                 "-P", "10", "--hidden", "16", "--float-epochs", "1", "--qat-epochs", "1",
+                 "--board", "zcu104")
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "build.json").read_text())
+    assert saved["model"]["quant"] == "a2q" and saved["model"]["acc_bits"] == 10
+    assert saved["hardware"]["board"] == "zcu104"
+    # a config file, with one explicit flag on top: only that flag changes
+    over = tmp_path / "over"
+    demo = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+    result = run("build", str(demo), "--build-dir", str(over), "--stages", "train",
+                 "-P", "10", "--float-epochs", "1", "--qat-epochs", "1")
+    assert result.exit_code == 0, result.output
+    saved = json.loads((over / "build.json").read_text())
+    assert saved["model"]["acc_bits"] == 10 and saved["model"]["quant"] == "a2q+"
+    assert saved["hardware"]["target_fps"] == 100000
+
+
+def test_build_flag_with_a_bad_value_names_the_field(tmp_path):
+    result = run("build", "--build-dir", str(tmp_path), "--board", "pynq-z2", "-P", "40")
+    assert result.exit_code == 2
+    assert "acc_bits=40 is not valid" in result.output
