@@ -84,12 +84,14 @@ def load_config(path: Path) -> BuildConfig:
     except yaml.YAMLError as exc:
         raise A2QFlowError(f"{path} is not valid YAML ({exc})", "fix the syntax") from exc
     config = BuildConfig.from_dict(data, str(path))
-    data_dir = config.train.data_dir
+    # relative paths in a config file are relative to that file
+    data_dir, folding = config.train.data_dir, config.hardware.folding
     if data_dir and not Path(data_dir).is_absolute():
-        # relative data paths in a config file are relative to that file
-        resolved = str((path.parent / data_dir).resolve())
-        config = dataclasses.replace(config, train=dataclasses.replace(config.train,
-                                                                       data_dir=resolved))
+        config = dataclasses.replace(config, train=dataclasses.replace(
+            config.train, data_dir=str((path.parent / data_dir).resolve())))
+    if folding and not Path(folding).is_absolute():
+        config = dataclasses.replace(config, hardware=dataclasses.replace(
+            config.hardware, folding=str((path.parent / folding).resolve())))
     return config
 
 

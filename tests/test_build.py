@@ -24,7 +24,10 @@ def test_every_shipped_config_loads():
     names = {p.stem for p in (REPO / "configs").glob("*.yaml")}
     assert {"demo", "tfc-w2a2", "tfc-w4a4", "tfc-w8a8", "cnv-w4a4"} <= names
     for path in (REPO / "configs").glob("*.yaml"):
-        load_config(path)
+        cfg = load_config(path)
+        assert cfg.hardware.folding or cfg.hardware.target_fps, path.name
+        if cfg.hardware.folding:
+            assert Path(cfg.hardware.folding).is_file(), cfg.hardware.folding
 
 
 @pytest.mark.parametrize("data, message", [
