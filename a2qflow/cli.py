@@ -74,6 +74,13 @@ def bounds(acc_bits: int, input_bits: int, input_signed: bool, weight_bits: int 
 # --- train / export -------------------------------------------------------------------------------
 
 
+def with_options(opts: list, f):
+    """Apply a group of click options in the order they are listed."""
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
 def model_options(f):
     opts = [
         click.option("--arch", type=click.Choice(ARCHS), default="tfc", show_default=True),
@@ -90,9 +97,7 @@ def model_options(f):
         click.option("--hidden", type=int, default=64, show_default=True,
                      help="TFC hidden width / CNV base channels"),
     ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+    return with_options(opts, f)
 
 
 def train_options(f):
@@ -123,9 +128,7 @@ def train_options(f):
         click.option("--distill-alpha", type=float, default=0.5, show_default=True),
         click.option("--distill-temperature", type=float, default=4.0, show_default=True),
     ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+    return with_options(opts, f)
 
 
 def split_options(kwargs: dict[str, Any]) -> tuple[ModelSpec, TrainConfig, Path | None]:
@@ -288,20 +291,6 @@ def bitstream(build_dir: Path, board: str | None) -> None:
 # --- build / sweep -------------------------------------------------------------------------------
 
 
-def _load_build_config(config: Path, data_dir: str | None, stages: str | None):
-    import dataclasses
-
-    from a2qflow.build import load_config
-
-    cfg = load_config(config)
-    if data_dir:
-        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, data_dir=data_dir))
-    if stages:
-        cfg = dataclasses.replace(cfg, stages=tuple(stages.split(",")))
-        cfg = type(cfg).from_dict(cfg.to_dict(), str(config))  # validates the stage names
-    return cfg
-
-
 def hardware_options(f):
     opts = [
         click.option("--board", default="pynq-z2", show_default=True,
@@ -313,9 +302,7 @@ def hardware_options(f):
         click.option("--compare-acc-bits", type=int, default=32, show_default=True,
                      help="synth also at this width, for the ratios"),
     ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+    return with_options(opts, f)
 
 
 def build_config_from(ctx: click.Context, config: Path | None, name: str | None,
@@ -389,12 +376,14 @@ def build(ctx: click.Context, config: Path | None, build_dir: Path | None, name:
               help="local cluster size (ignored with --scheduler)")
 @click.option("--data-dir", default=None, help="override train.data_dir of the config")
 @click.option("--stages", default=None, help="comma-separated subset of stages per point")
-def sweep(config: Path, acc_bits: str, quants: str, out: Path | None, scheduler: str | None,
-          workers: int, data_dir: str | None, stages: str | None) -> None:
+@click.pass_context
+def sweep(ctx: click.Context, config: Path, acc_bits: str, quants: str, out: Path | None,
+          scheduler: str | None, workers: int, data_dir: str | None,
+          stages: str | None) -> None:
     """Build CONFIG for every (quantizer, accumulator width) as independent Dask jobs."""
     from a2qflow import sweep as sweep_stage
 
-    cfg = _load_build_config(config, data_dir, stages)
+    cfg = build_config_from(ctx, config, None, stages, {"data_dir": data_dir})
     try:
         widths = [int(v) for v in acc_bits.split(",")]
     except ValueError:
