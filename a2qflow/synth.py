@@ -25,7 +25,6 @@ from a2qflow.tools.yosys import Yosys
 
 CACHE_DIR = Path(__file__).resolve().parents[1] / ".cache" / "synth"
 SUMMED = ("LUT", "LUT_logic", "LUT_memory", "FF", "CARRY", "DSP", "BRAM18", "MUXF")
-LUT_PRODUCT_BITS = 4  # products with an operand this narrow go to LUTs, not DSP48s
 
 
 def run(build_dir: Path, compare_acc_bits: int | None = None, board: str | None = None,
@@ -71,13 +70,14 @@ def synth_design(design: Design, yosys: Yosys, family: str, jobs: int = 2) -> di
 
     def one(item: tuple[str, MVAULayer | None]) -> dict[str, Any]:
         module, layer = item
-        nodsp = layer is not None and min(layer.input_bits, layer.weight_bits) <= LUT_PRODUCT_BITS
+        nodsp = layer is not None and not layer.products_in_dsp
         res = synth_cached(rendered.module_text(module), module, family, yosys, nodsp)
         res["kind"] = "mvau" if layer is not None else "glue"
         if layer is not None:
             res.update({"node": layer.name, "acc_bits": layer.acc_bits,
                         "register_bits": layer.register_bits, "simd": layer.simd,
-                        "pe": layer.pe, "products": "LUT" if nodsp else "DSP where Yosys maps"})
+                        "pe": layer.pe, "res_type": layer.res_type,
+                        "products": "LUT" if nodsp else "DSP48 where Yosys maps"})
         return res
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:

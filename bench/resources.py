@@ -2,8 +2,9 @@
 
 Run by hand:  .venv/bin/python bench/resources.py --data-dir ../shared/data/mnist
 Every point is trained (or reused from ``--reuse``, e.g. the TFC sweep), compiled with the same
-target throughput (so the same folding, checked), generated as Verilog, simulated bit-exact
-against FINN (``a2qflow rtl``) and synthesized with the pinned Yosys (``a2qflow synth``).
+target throughput or ``--folding`` file (so the same folding, checked), generated as Verilog,
+simulated bit-exact against FINN (``a2qflow rtl``) and synthesized with the pinned Yosys
+(``a2qflow synth``).
 The P=32 row is the same network with every accumulator FORCED to 32 bits: A2Q+ weights trained
 at P=32 still need only ~12-20 exact bits, and 32 bits is what a design without a proof uses.
 Writes ``resources.md`` and ``resources.json`` (with the command that made them) to ``--out``.
@@ -54,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--acc-bits", default="32,16,12")
     ap.add_argument("--board", default="pynq-z2")
     ap.add_argument("--target-fps", type=float, default=100_000)
+    ap.add_argument("--folding", default=None,
+                    help="FINN folding JSON (PE, SIMD, resType per layer) instead of --target-fps")
     ap.add_argument("--reuse", default="bench/out/sweep_tfc",
                     help="directory with trained a2qp_P<P>/ builds to reuse (skip training)")
     ap.add_argument("--out", default="bench/out/resources")
@@ -66,14 +69,17 @@ def main(argv: list[str] | None = None) -> int:
         point = out / f"a2qp_P{p}"
         prepare(point, p, args)
         t0 = time.perf_counter()
-        a2q_compile.run(point, args.board, target_fps=args.target_fps)
+        if args.folding:
+            a2q_compile.run(point, args.board, folding=Path(args.folding))
+        else:
+            a2q_compile.run(point, args.board, target_fps=args.target_fps)
         t1 = time.perf_counter()
         sim = rtl.run(point, max_images=16)
         t2 = time.perf_counter()
         res = synth.run(point, compare_acc_bits=32)
         t3 = time.perf_counter()
         design = read_design(point)
-        foldings.add(tuple((lay.simd, lay.pe) for lay in design.layers))
+        foldings.add(tuple((lay.simd, lay.pe, lay.res_type) for lay in design.layers))
         variant = res["variants"]["acc32" if p == 32 else "certified"]
         rows.append({"P": p, "forced_32": p == 32, "acc_bits": variant["acc_bits"],
                      "certified_acc_bits": res["variants"]["certified"]["acc_bits"],
@@ -97,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
              f"command: `{doc['command']}`", "",
              "P=32 row: the same network with every accumulator forced to 32 bits (A2Q+ "
              "weights trained at P=32 need far fewer exact bits; 32 is what a design "
-             "without the proof uses). Same folding (SIMD, PE per layer: "
+             "without the proof uses). Same folding (SIMD, PE, resType per layer: "
              f"{doc['folding_simd_pe']}), same Yosys.", "",
              "| P | acc bits per layer | LUT | FF | CARRY | DSP | BRAM18 | levels | LUT x below "
              "P=32 | FF x below P=32 | bit-exact sim | cycles/image (FINN est.) | rtl+synth s |",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from a2qflow import synth
 from a2qflow.rtl.generate import render_layer
-from a2qflow.rtl.layers import MVAULayer
+from a2qflow.rtl.layers import Design, MVAULayer
 from a2qflow.tools.yosys import Yosys
 
 
@@ -47,3 +50,19 @@ def test_synth_reports_ratios_against_32_bits(compiled_small):
     again = synth.run(compiled_small, compare_acc_bits=32)  # all from the cache
     assert again["variants"]["certified"]["cached"] == len(cert["layers"] + cert["glue"])
     assert "| certified |" in synth.resource_table(result)
+
+
+@pytest.mark.slow
+def test_products_follow_finns_res_type():
+    """resType from the folding file decides LUT or DSP48 products, as it does in FINN."""
+    per_type = {}
+    for res_type in ("lut", "dsp"):
+        layer = dataclasses.replace(tiny_layer(11), res_type=res_type)
+        design = Design([layer], "x", "y", [], [], Path("folded.onnx"), Path("hw.onnx"))
+        (mvau,) = synth.synth_design(design, Yosys(), "xc7", jobs=1)["layers"]
+        assert mvau["res_type"] == res_type
+        per_type[res_type] = mvau["resources"]
+    assert per_type["lut"]["DSP"] == 0
+    assert per_type["dsp"]["DSP"] == 8  # SIMD 4 x PE 2 products
+    assert per_type["dsp"]["LUT"] < per_type["lut"]["LUT"]
+    assert tiny_layer(11).products_in_dsp is False  # "auto": 4-bit operands stay in LUTs

@@ -24,6 +24,7 @@ from a2qflow.artifacts import read_json
 from a2qflow.compile.pipeline import FINN_DIR, HW_MODEL, STEPS
 from a2qflow.errors import A2QFlowError
 
+LUT_PRODUCT_BITS = 4  # resType "auto": products with an operand this narrow go to LUTs
 FOLDED_MODEL = f"{[n for n, _ in STEPS].index('folding') + 1:02d}_folding.onnx"
 HW_DOMAIN = "finn.custom_op.fpgadataflow"
 
@@ -56,6 +57,7 @@ class MVAULayer:
     thresholds: np.ndarray | None = dataclasses.field(repr=False, compare=False)
     in_tensor: str = ""
     out_tensor: str = ""
+    res_type: str = "auto"  # FINN's resType for the products: "lut", "dsp" or "auto"
 
     @property
     def sf(self) -> int:
@@ -74,6 +76,13 @@ class MVAULayer:
     @property
     def out_width(self) -> int:
         return self.pe * self.output_bits
+
+    @property
+    def products_in_dsp(self) -> bool:
+        """DSP48 products where FINN's resType asks for them; "auto" keeps narrow ones in LUTs."""
+        if self.res_type == "auto":
+            return min(self.input_bits, self.weight_bits) > LUT_PRODUCT_BITS
+        return self.res_type == "dsp"
 
     @property
     def cycles(self) -> int:
@@ -209,5 +218,13 @@ def _mvau(model: ModelWrapper, node: Any, cert: dict[str, Any]) -> MVAULayer:
         acc_bits=adt.bitwidth(), exact_bits=int(cert["exact_bits"]), register_bits=register,
         output_bits=odt.bitwidth(), output_signed=bool(odt.signed()),
         act_val=int(attr("ActVal")) if act else 0, weights=weights, thresholds=thresholds,
-        in_tensor=node.input[0], out_tensor=node.output[0],
+        in_tensor=node.input[0], out_tensor=node.output[0], res_type=_res_type(inst),
     )
+
+
+def _res_type(inst: Any) -> str:
+    """The node's resType (set by a folding file, as in FINN); "auto" where it has none."""
+    try:
+        return str(inst.get_nodeattr("resType"))
+    except AttributeError:
+        return "auto"
