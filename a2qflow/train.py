@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,7 @@ from a2qflow.models.inspect import (
     stored_accumulator_bits,
 )
 from a2qflow.models.layers import layer_acc_bits
-from a2qflow.recipes import LossFn, cross_entropy, distillation, qat_stages
+from a2qflow.recipes import LossFn, cross_entropy, distillation, qat_stages, reprojection
 
 CHECKPOINT_FORMAT = "a2qflow-checkpoint/1"
 N_SAMPLES = 100
@@ -144,7 +146,8 @@ def _batches(n: int, batch_size: int, generator: torch.Generator):
 
 def fit(model: nn.Module, x: Tensor, y: Tensor, epochs: int, lr: float, batch_size: int,
         generator: torch.Generator, desc: str, progress: bool,
-        loss_fn: LossFn | None = None) -> list[dict[str, float]]:
+        loss_fn: LossFn | None = None,
+        after_step: Callable[[int], None] | None = None) -> list[dict[str, float]]:
     """Adam with a cosine schedule; returns per-epoch loss and training accuracy."""
     if epochs == 0:
         return []
@@ -154,9 +157,11 @@ def fit(model: nn.Module, x: Tensor, y: Tensor, epochs: int, lr: float, batch_si
     loss_fn = loss_fn or cross_entropy()
     history = []
     model.train()
-    # progress=True shows the bar on a terminal only (None: tqdm's own TTY check)
-    bar = tqdm(range(epochs), desc=desc, disable=None if progress else True, unit="epoch")
-    for _epoch in bar:
+    # progress=True: a bar on a terminal, one line per epoch in a log (nohup, CI, Dask workers)
+    live = progress and sys.stderr.isatty()
+    bar = tqdm(range(epochs), desc=desc, disable=not live, unit="epoch")
+    start, step = time.monotonic(), 0
+    for epoch in bar:
         total, correct, loss_sum = 0, 0, 0.0
         for idx in _batches(len(x), batch_size, generator):
             xb, yb = x[idx], y[idx]
@@ -166,11 +171,18 @@ def fit(model: nn.Module, x: Tensor, y: Tensor, epochs: int, lr: float, batch_si
             loss.backward()
             opt.step()
             sched.step()
+            step += 1
+            if after_step is not None:
+                after_step(step)
             loss_sum += loss.item() * len(idx)
             correct += int((out.argmax(1) == yb).sum())
             total += len(idx)
         history.append({"loss": loss_sum / total, "train_acc": correct / total})
         bar.set_postfix(loss=f"{loss_sum / total:.3f}", acc=f"{correct / total:.3f}")
+        if progress and not live:
+            print(f"{desc}: epoch {epoch + 1}/{epochs} loss {loss_sum / total:.3f} "
+                  f"train acc {correct / total:.3f} ({time.monotonic() - start:.0f} s)",
+                  file=sys.stderr, flush=True)
     return history
 
 
@@ -204,8 +216,11 @@ def quantization_aware_training(
         if cfg.ep_init and stage_spec.quant.accumulator_aware:
             ep_layers = apply_ep_init(model, calib,
                                       zero_centre=stage_spec.quant is QuantMethod.A2Q_PLUS)
+        hook = (reprojection(model, calib, stage_spec.quant is QuantMethod.A2Q_PLUS,
+                             cfg.reproject_every)
+                if cfg.reproject_every and stage_spec.quant.accumulator_aware else None)
         history = fit(model, x, y, epochs, cfg.qat_lr, cfg.batch_size, gen,
-                      f"{spec.quant.value} P={stage_spec.acc_bits}", progress, loss_fn)
+                      f"{spec.quant.value} P={stage_spec.acc_bits}", progress, loss_fn, hook)
         exact = [r.exact_bits for r in layer_reports(model, stage_spec, calib[:2])]
         stages.append({"acc_bits": stage_spec.acc_bits, "epochs": epochs, "history": history,
                        "exact_bits": exact})

@@ -2,7 +2,9 @@
 
 Same data, seeds and epoch budget for every recipe; one float model per run, shared by all
 points as their warm start (and as the distillation teacher). Writes ``results.json``,
-``results.md`` (command, machine, budget) and ``accuracy.png`` into ``--out``.
+``results.md`` (command, machine, budget) and ``accuracy.png`` into ``--out``. Points (and the
+float model) already trained in ``--out`` are reused, so a run resumes, and several processes
+can share one float model: train it with ``--acc-bits ''``, then one process per P.
 
   python bench/accuracy.py --dataset mnist --data-dir ../shared/data/mnist --out bench/out/acc
 """
@@ -21,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from common import command_line, machine, results_table, train_point  # noqa: E402
 
 from a2qflow import train  # noqa: E402
-from a2qflow.artifacts import atomic_path, write_json, write_text  # noqa: E402
+from a2qflow.artifacts import atomic_path, read_json, write_json, write_text  # noqa: E402
 from a2qflow.config import ModelSpec, TrainConfig  # noqa: E402
 
 RECIPES = {
@@ -29,6 +31,8 @@ RECIPES = {
     "progressive": {"progressive": True},
     "distill": {"distill": True},
     "progressive+distill": {"progressive": True, "distill": True},
+    "reproject": {"reproject_every": 20},
+    "reproject+distill": {"reproject_every": 20, "distill": True},
 }
 
 
@@ -68,11 +72,16 @@ def main(argv: list[str] | None = None) -> int:
                 max_train_samples=args.max_train_samples)
     t0 = time.time()
     float_dir = out / "float"
-    print(f"[float] {args.float_epochs} epochs", flush=True)
-    f = train.run(ModelSpec(arch=args.arch, quant="float", hidden=args.hidden),
-                  TrainConfig(float_epochs=args.float_epochs, qat_epochs=0, **base), float_dir)
+    if (float_dir / "train.json").exists():
+        print(f"[float] reusing {float_dir}", flush=True)
+        f = read_json(float_dir / "train.json", "float training summary", "a2qflow train")
+    else:
+        print(f"[float] {args.float_epochs} epochs", flush=True)
+        f = train.run(ModelSpec(arch=args.arch, quant="float", hidden=args.hidden),
+                      TrainConfig(float_epochs=args.float_epochs, qat_epochs=0, **base),
+                      float_dir)
     rows = []
-    for p in (int(v) for v in args.acc_bits.split(",")):
+    for p in (int(v) for v in args.acc_bits.split(",") if v):
         for recipe in args.recipes.split(","):
             print(f"[{recipe} P={p}]", flush=True)
             cfg = TrainConfig(float_epochs=0, qat_epochs=args.qat_epochs, **base,

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from a2qflow import train
+from a2qflow.artifacts import read_json
 from a2qflow.config import ModelSpec, TrainConfig
 from a2qflow.errors import A2QFlowError
 
@@ -46,9 +47,15 @@ def results_table(rows: list[dict[str, Any]], label: str, float_acc: float) -> l
 
 def train_point(spec: ModelSpec, cfg: TrainConfig, out: Path, init_from: Path,
                 **labels: Any) -> dict[str, Any]:
-    """Train one point warm-started from ``init_from``; a failure becomes a row, not a crash."""
+    """Train one point warm-started from ``init_from``; a failure becomes a row, not a crash.
+
+    A point whose ``train.json`` already exists is read back, not retrained, so long benchmarks
+    resume after an interruption and can be split across processes sharing one ``--out``.
+    """
     try:
-        r = train.run(spec, cfg, out, init_from=init_from)
+        done = out / "train.json"
+        r = (read_json(done, "training summary", "a2qflow train") if done.exists()
+             else train.run(spec, cfg, out, init_from=init_from))
     except A2QFlowError as exc:
         return {**labels, "acc": None, "error": exc.problem}
     layers = r["layers"]

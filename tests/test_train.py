@@ -12,7 +12,10 @@ from a2qflow import train
 from a2qflow.config import ModelSpec
 from a2qflow.errors import A2QFlowError
 from a2qflow.models import build_model, weight_layers
-from a2qflow.models.ep_init import project_rows_onto_l1_ball
+from a2qflow.models.ep_init import (
+    project_rows_onto_integer_budget,
+    project_rows_onto_l1_ball,
+)
 from a2qflow.models.inspect import stored_accumulator_bits
 from tests.conftest import quick_config
 
@@ -120,6 +123,30 @@ def test_l1_projection_matches_brute_force_optimum():
             assert torch.isclose(prow.abs().sum(), r)
 
 
+def test_integer_budget_projection_spends_the_budget_that_truncation_wastes():
+    # a 2304-input row (CNV's widest conv) with the A2Q+ budget of P=10 and 4-bit inputs
+    rng = np.random.default_rng(0)
+    w = torch.from_numpy(rng.normal(size=(4, 2304)))
+    scale = w.abs().max(dim=1).values / 7
+    budget = torch.full((4,), 68.1, dtype=torch.float64)
+
+    def truncated(p: torch.Tensor) -> torch.Tensor:  # A2Q's quantizers round toward zero
+        return torch.trunc(p / scale.reshape(-1, 1))
+
+    euclid = truncated(project_rows_onto_l1_ball(w, scale * budget))
+    q = truncated(project_rows_onto_integer_budget(w, scale, budget))
+    # the Euclidean projection leaves half the budget below one step, truncated away
+    assert torch.all(euclid.abs().sum(1) <= budget / 2)
+    assert torch.all(q.abs().sum(1) <= budget) and torch.all(q.abs().sum(1) >= 0.65 * budget)
+    p = project_rows_onto_integer_budget(w, scale, budget)
+    assert torch.all(p.abs().sum(1) <= scale * budget + 1e-9)  # inside the L1 ball the proof uses
+    kept = q != 0  # survivors sit half a step above their integer; the largest weights survive
+    assert torch.allclose((p / scale.reshape(-1, 1)).abs()[kept], q.abs()[kept] + 0.5)
+    assert torch.all(kept.gather(1, w.abs().argmax(1, keepdim=True)))
+    inside = torch.full((4,), 1e6, dtype=torch.float64)
+    assert torch.equal(project_rows_onto_integer_budget(w, scale, inside), w)
+
+
 def test_float_and_quantized_models_share_parameter_names():
     f = build_model(ModelSpec(quant="float")).state_dict()
     q = build_model(ModelSpec(quant="a2q+")).state_dict()
@@ -134,3 +161,17 @@ def test_dead_channels_are_reported_not_hidden(tmp_path):
     assert 0 < first["dead_channels"] < first["channels"]
     assert [w for w in result["warnings"] if w.startswith("features.1: ")]
     assert all(layer["dead_channels"] == 0 for layer in result["layers"][1:])
+
+
+def test_training_in_a_log_prints_one_line_per_epoch(capsys):
+    """Without a terminal (nohup, CI, Dask workers) the bar is off, so progress goes per epoch."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 2)
+    x, y = torch.randn(32, 4), torch.randint(0, 2, (32,))
+    train.fit(model, x, y, epochs=3, lr=1e-2, batch_size=8, generator=torch.Generator(),
+              desc="float", progress=True)
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("float: epoch")]
+    assert [ln.split()[2] for ln in lines] == ["1/3", "2/3", "3/3"]
+    train.fit(model, x, y, epochs=2, lr=1e-2, batch_size=8, generator=torch.Generator(),
+              desc="quiet", progress=False)
+    assert "quiet" not in capsys.readouterr().err
