@@ -127,6 +127,8 @@ def train_options(f):
                      help="recipe: knowledge distillation from the float model"),
         click.option("--distill-alpha", type=float, default=0.5, show_default=True),
         click.option("--distill-temperature", type=float, default=4.0, show_default=True),
+        click.option("--reproject-every", type=int, default=0, show_default=True,
+                     help="recipe: every N steps, re-project onto the integer L1 budget (0: off)"),
     ]
     return with_options(opts, f)
 

@@ -130,6 +130,7 @@ class TrainConfig:
     distill: bool = False  # knowledge distillation from the float model
     distill_alpha: float = 0.5  # weight of the distillation term
     distill_temperature: float = 4.0
+    reproject_every: int = 0  # re-project onto the integer L1 budget every N steps (0: off)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dataset", _enum(DatasetName, self.dataset, "dataset"))
@@ -137,6 +138,7 @@ class TrainConfig:
         _int_range(self.qat_epochs, "qat_epochs", 0, 10_000)
         _int_range(self.batch_size, "batch_size", 1, 1 << 16)
         _int_range(self.progressive_step, "progressive_step", 1, 16)
+        _int_range(self.reproject_every, "reproject_every", 0, 1 << 20)
         if self.progressive_start is not None:
             _int_range(self.progressive_start, "progressive_start", 2, 32)
         if not 0.0 <= self.distill_alpha <= 1.0:
@@ -153,6 +155,6 @@ class TrainConfig:
 
     @property
     def recipe_name(self) -> str:
-        parts = [p for p, on in (("progressive", self.progressive), ("distill", self.distill))
-                 if on]
+        parts = [p for p, on in (("progressive", self.progressive), ("distill", self.distill),
+                                 ("reproject", self.reproject_every > 0)) if on]
         return "+".join(parts) or "standard"

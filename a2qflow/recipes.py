@@ -4,7 +4,11 @@
   starting each step from the last (without its stored width) and re-projecting (EP-init) onto
   the tighter L1 ball, so no step has to jump from float weights straight to a tiny ball;
 - knowledge distillation from the float model (Hinton et al. 2015): the soft targets keep the
-  information that the hard labels and a heavily clamped student lose.
+  information that the hard labels and a heavily clamped student lose;
+- re-projection: every N optimizer steps, project the weights so that their round-toward-zero
+  integers spend the layer's L1 budget (projected gradient descent onto what the quantizer can
+  represent). Without it, long rows at narrow P drift dense, truncate to all zeros and the
+  network collapses (CNV at P=10).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from a2qflow.config import ModelSpec, TrainConfig
+from a2qflow.models.ep_init import apply_ep_init
 
 MAX_ACC_BITS = 32
 DEFAULT_PROGRESSIVE_SPAN = 6
@@ -70,3 +75,12 @@ def distillation(teacher: nn.Module, alpha: float, temperature: float) -> LossFn
         return (1 - alpha) * F.cross_entropy(logits, y) + alpha * temperature**2 * kl
 
     return loss
+
+
+def reprojection(model: nn.Module, sample: Tensor, zero_centre: bool,
+                 every: int) -> Callable[[int], None]:
+    """A step hook that re-projects ``model`` onto its integer L1 budgets every ``every`` steps."""
+    def after_step(step: int) -> None:
+        if step % every == 0:
+            apply_ep_init(model, sample, zero_centre, integer_budget=True)
+    return after_step

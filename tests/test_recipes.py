@@ -42,11 +42,14 @@ def test_bad_recipe_parameters_are_refused():
         TrainConfig(distill_alpha=1.5)
     with pytest.raises(A2QFlowError, match="progressive_step"):
         TrainConfig(progressive_step=0)
+    with pytest.raises(A2QFlowError, match="reproject_every"):
+        TrainConfig(reproject_every=-1)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe", [{"progressive": True}, {"distill": True},
-                                    {"progressive": True, "distill": True}])
+                                    {"progressive": True, "distill": True},
+                                    {"reproject_every": 5}])
 def test_every_recipe_passes_the_post_training_width_check(tmp_path, recipe):
     cfg = quick_config(float_epochs=4, qat_epochs=4, **recipe)
     result = train.run(ModelSpec(quant="a2q+", acc_bits=9, hidden=32), cfg, tmp_path,
