@@ -131,6 +131,7 @@ def plot(r: dict, target: Path) -> None:
         if pts:
             ax.plot(*zip(*pts, strict=True), marker="o", label=recipe)
     ax.axhline(r["float_acc"], color="k", ls="--", lw=1, label="float")
+    ax.set_xticks(sorted({row["acc_bits"] for row in r["rows"]}))
     ax.set_xlabel("accumulator width P (bits)")
     ax.set_ylabel("test accuracy")
     ax.set_title(f"{r['arch'].upper()} W4A4 {r['quant']} on {r['dataset']} ({r['policy']})")
