@@ -20,10 +20,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from common import command_line, machine, results_table, train_point  # noqa: E402
+from common import command_line, machine, results_table, train_point, trained  # noqa: E402
 
-from a2qflow import train  # noqa: E402
-from a2qflow.artifacts import atomic_path, read_json, write_json, write_text  # noqa: E402
+from a2qflow.artifacts import atomic_path, write_json, write_text  # noqa: E402
 from a2qflow.config import ModelSpec, TrainConfig  # noqa: E402
 
 RECIPES = {
@@ -72,14 +71,9 @@ def main(argv: list[str] | None = None) -> int:
                 max_train_samples=args.max_train_samples)
     t0 = time.time()
     float_dir = out / "float"
-    if (float_dir / "train.json").exists():
-        print(f"[float] reusing {float_dir}", flush=True)
-        f = read_json(float_dir / "train.json", "float training summary", "a2qflow train")
-    else:
-        print(f"[float] {args.float_epochs} epochs", flush=True)
-        f = train.run(ModelSpec(arch=args.arch, quant="float", hidden=args.hidden),
-                      TrainConfig(float_epochs=args.float_epochs, qat_epochs=0, **base),
-                      float_dir)
+    print(f"[float] {args.float_epochs} epochs", flush=True)
+    f = trained(ModelSpec(arch=args.arch, quant="float", hidden=args.hidden),
+                TrainConfig(float_epochs=args.float_epochs, qat_epochs=0, **base), float_dir)
     rows = []
     for p in (int(v) for v in args.acc_bits.split(",") if v):
         for recipe in args.recipes.split(","):

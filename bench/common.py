@@ -45,17 +45,23 @@ def results_table(rows: list[dict[str, Any]], label: str, float_acc: float) -> l
     return lines
 
 
+def trained(spec: ModelSpec, cfg: TrainConfig, out: Path,
+            init_from: Path | None = None) -> dict[str, Any]:
+    """``train.run`` into ``out``, or its ``train.json`` read back where it already exists, so
+    long benchmarks resume after an interruption and can be split across processes."""
+    done = out / "train.json"
+    if done.exists():
+        print(f"    reusing {out}", flush=True)
+        return read_json(done, "training summary", "a2qflow train")
+    return train.run(spec, cfg, out, init_from=init_from)
+
+
 def train_point(spec: ModelSpec, cfg: TrainConfig, out: Path, init_from: Path,
                 **labels: Any) -> dict[str, Any]:
-    """Train one point warm-started from ``init_from``; a failure becomes a row, not a crash.
-
-    A point whose ``train.json`` already exists is read back, not retrained, so long benchmarks
-    resume after an interruption and can be split across processes sharing one ``--out``.
-    """
+    """Train one point warm-started from ``init_from`` (or reuse it, see :func:`trained`);
+    a failure becomes a row, not a crash."""
     try:
-        done = out / "train.json"
-        r = (read_json(done, "training summary", "a2qflow train") if done.exists()
-             else train.run(spec, cfg, out, init_from=init_from))
+        r = trained(spec, cfg, out, init_from)
     except A2QFlowError as exc:
         return {**labels, "acc": None, "error": exc.problem}
     layers = r["layers"]
