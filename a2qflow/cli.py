@@ -129,6 +129,8 @@ def train_options(f):
         click.option("--distill-temperature", type=float, default=4.0, show_default=True),
         click.option("--reproject-every", type=int, default=0, show_default=True,
                      help="recipe: every N steps, re-project onto the integer L1 budget (0: off)"),
+        click.option("--reproject-settle-epochs", type=int, default=0, show_default=True,
+                     help="final QAT epochs of each stage without re-projection"),
     ]
     return with_options(opts, f)
 

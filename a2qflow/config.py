@@ -131,6 +131,7 @@ class TrainConfig:
     distill_alpha: float = 0.5  # weight of the distillation term
     distill_temperature: float = 4.0
     reproject_every: int = 0  # re-project onto the integer L1 budget every N steps (0: off)
+    reproject_settle_epochs: int = 0  # final epochs of a stage without re-projection
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dataset", _enum(DatasetName, self.dataset, "dataset"))
@@ -139,6 +140,7 @@ class TrainConfig:
         _int_range(self.batch_size, "batch_size", 1, 1 << 16)
         _int_range(self.progressive_step, "progressive_step", 1, 16)
         _int_range(self.reproject_every, "reproject_every", 0, 1 << 20)
+        _int_range(self.reproject_settle_epochs, "reproject_settle_epochs", 0, 10_000)
         if self.progressive_start is not None:
             _int_range(self.progressive_start, "progressive_start", 2, 32)
         if not 0.0 <= self.distill_alpha <= 1.0:

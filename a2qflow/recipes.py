@@ -78,9 +78,17 @@ def distillation(teacher: nn.Module, alpha: float, temperature: float) -> LossFn
 
 
 def reprojection(model: nn.Module, sample: Tensor, zero_centre: bool,
-                 every: int) -> Callable[[int], None]:
-    """A step hook that re-projects ``model`` onto its integer L1 budgets every ``every`` steps."""
+                 every: int, until: int) -> Callable[[int], None]:
+    """A step hook that re-projects ``model`` onto its integer L1 budgets every ``every`` steps
+    up to step ``until``; the steps after it let batch-norm statistics and weights settle on
+    what the quantizer keeps (a projection at the very last step leaves the running statistics
+    describing weights that are no longer there)."""
     def after_step(step: int) -> None:
-        if step % every == 0:
+        if step % every == 0 and step <= until:
             apply_ep_init(model, sample, zero_centre, integer_budget=True)
     return after_step
+
+
+def reprojection_until(epochs: int, steps_per_epoch: int, settle_epochs: int) -> int:
+    """The last step that may re-project: all but the final ``settle_epochs`` (one is kept)."""
+    return max(1, epochs - settle_epochs) * steps_per_epoch if epochs else 0

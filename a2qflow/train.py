@@ -41,7 +41,14 @@ from a2qflow.models.inspect import (
     stored_accumulator_bits,
 )
 from a2qflow.models.layers import layer_acc_bits
-from a2qflow.recipes import LossFn, cross_entropy, distillation, qat_stages, reprojection
+from a2qflow.recipes import (
+    LossFn,
+    cross_entropy,
+    distillation,
+    qat_stages,
+    reprojection,
+    reprojection_until,
+)
 
 CHECKPOINT_FORMAT = "a2qflow-checkpoint/1"
 N_SAMPLES = 100
@@ -216,8 +223,10 @@ def quantization_aware_training(
         if cfg.ep_init and stage_spec.quant.accumulator_aware:
             ep_layers = apply_ep_init(model, calib,
                                       zero_centre=stage_spec.quant is QuantMethod.A2Q_PLUS)
+        until = reprojection_until(epochs, -(-len(x) // cfg.batch_size),
+                                   cfg.reproject_settle_epochs)
         hook = (reprojection(model, calib, stage_spec.quant is QuantMethod.A2Q_PLUS,
-                             cfg.reproject_every)
+                             cfg.reproject_every, until)
                 if cfg.reproject_every and stage_spec.quant.accumulator_aware else None)
         history = fit(model, x, y, epochs, cfg.qat_lr, cfg.batch_size, gen,
                       f"{spec.quant.value} P={stage_spec.acc_bits}", progress, loss_fn, hook)

@@ -32,6 +32,8 @@ RECIPES = {
     "progressive+distill": {"progressive": True, "distill": True},
     "reproject": {"reproject_every": 20},
     "reproject+distill": {"reproject_every": 20, "distill": True},
+    "reproject-settle+distill": {"reproject_every": 20, "reproject_settle_epochs": 1,
+                                 "distill": True},
 }
 
 
