@@ -90,5 +90,6 @@ def reprojection(model: nn.Module, sample: Tensor, zero_centre: bool,
 
 
 def reprojection_until(epochs: int, steps_per_epoch: int, settle_epochs: int) -> int:
-    """The last step that may re-project: all but the final ``settle_epochs`` (one is kept)."""
+    """The last step that may re-project: all but the final ``settle_epochs``, and never less
+    than the first epoch (a settle phase as long as the stage would switch the recipe off)."""
     return max(1, epochs - settle_epochs) * steps_per_epoch if epochs else 0

@@ -145,6 +145,10 @@ def warm_start(model: nn.Module, spec: ModelSpec, state: dict[str, Tensor]) -> N
 # --- the loop --------------------------------------------------------------------------------
 
 
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return (n + batch_size - 1) // batch_size
+
+
 def _batches(n: int, batch_size: int, generator: torch.Generator):
     order = torch.randperm(n, generator=generator)
     for i in range(0, n, batch_size):
@@ -159,7 +163,7 @@ def fit(model: nn.Module, x: Tensor, y: Tensor, epochs: int, lr: float, batch_si
     if epochs == 0:
         return []
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    steps = epochs * ((len(x) + batch_size - 1) // batch_size)
+    steps = epochs * steps_per_epoch(len(x), batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     loss_fn = loss_fn or cross_entropy()
     history = []
@@ -223,7 +227,7 @@ def quantization_aware_training(
         if cfg.ep_init and stage_spec.quant.accumulator_aware:
             ep_layers = apply_ep_init(model, calib,
                                       zero_centre=stage_spec.quant is QuantMethod.A2Q_PLUS)
-        until = reprojection_until(epochs, -(-len(x) // cfg.batch_size),
+        until = reprojection_until(epochs, steps_per_epoch(len(x), cfg.batch_size),
                                    cfg.reproject_settle_epochs)
         hook = (reprojection(model, calib, stage_spec.quant is QuantMethod.A2Q_PLUS,
                              cfg.reproject_every, until)
