@@ -82,15 +82,17 @@ def run(build_dir: Path, seed: int = 1, compare_acc_bits: int | None = None,
     bit_src = Path(certified.pop("bitstream_path"))
     for r in results.values():
         r.pop("bitstream_path", None)
-    with atomic_path(build_dir / BITSTREAM) as tmp:
-        shutil.copyfile(bit_src, tmp)
     certified["bitstream"] = BITSTREAM
-    certified["bitstream_sha256"] = file_sha256(build_dir / BITSTREAM)
+    certified["bitstream_sha256"] = file_sha256(bit_src)
     doc = document(results, brd, nextpnr, yosys, seed, compare_acc_bits)
     doc["inputs"] = {str(p.relative_to(build_dir)): file_sha256(p)
                      for v in variants.values() for p in v["sources"]}
     doc["seconds"] = round(time.perf_counter() - t0, 3)
-    write_json(build_dir / PNR_JSON, doc)
+    # both staged before either is renamed into place (pnr.json first, then design.bit)
+    with atomic_path(build_dir / BITSTREAM) as bit_tmp, \
+            atomic_path(build_dir / PNR_JSON) as json_tmp:
+        shutil.copyfile(bit_src, bit_tmp)
+        json_tmp.write_text(json.dumps(doc, indent=2) + "\n")
     return doc
 
 

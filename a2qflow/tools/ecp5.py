@@ -22,16 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from a2qflow.errors import A2QFlowError
-from a2qflow.tools.yosys import CACHE_DIR, Yosys
+from a2qflow.tools.yosys import CACHE_DIR, Yosys, logic_levels
 
 DEFAULT_TIMEOUT_S = 1800.0
 NETLIST = "netlist.json"
 
-# LUT4 sites each cell takes: a CCU2C is two LUT4s in carry mode; a 16x4 distributed RAM
-# (TRELLIS_DPR16X4) takes the four LUT4s of two slices in RAM mode (nextpnr counts the write
-# port's slice, TRELLIS_RAMW, separately)
-LUT4_SITES = {"LUT4": 1, "CCU2C": 2, "TRELLIS_DPR16X4": 4}
+# LUT4 sites each cell takes, as nextpnr's "Total LUT4s" counts them: a CCU2C is two LUT4s in
+# carry mode; a 16x4 distributed RAM (TRELLIS_DPR16X4) takes four LUT4s in RAM mode plus the
+# two of its write-port slice (RAMW)
 EBR_CELLS = ("DP16KD", "PDPW16KD")
+COMBINATIONAL = ("LUT4", "CCU2C", "PFUMX", "L6MUX21")
 
 
 @dataclass
@@ -47,24 +47,37 @@ class Ecp5SynthResult:
     netlist: Path | None = None
     log: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    logic_levels: int | None = None  # longest LUT4/CCU2C/PFUMX chain (with levels=True)
 
     def to_dict(self) -> dict[str, Any]:
         return {"module": self.top, "family": "ecp5", "tool": self.tool,
                 "flow": "synth_ecp5" + (" -nodsp" if self.nodsp else ""),
-                "resources": self.resources, "cells": self.cells, "seconds": self.seconds,
-                "warnings": self.warnings}
+                "resources": self.resources, "logic_levels": self.logic_levels,
+                "cells": self.cells, "seconds": self.seconds, "warnings": self.warnings}
+
+
+def ecp5_logic_levels(netlist: dict[str, Any], top: str) -> int:
+    """Longest chain of LUT4 / CCU2C / wide-mux cells between registers or ports (a Yosys
+    estimate; nextpnr's critical path is the real figure)."""
+    module = netlist["modules"][top]
+    cells = {n: ({**c, "type": "LUT4"} if c["type"] in COMBINATIONAL else c)
+             for n, c in module["cells"].items()}
+    return logic_levels({"modules": {top: {**module, "cells": cells}}}, top)
 
 
 def resources_from_cells(cells: dict[str, int]) -> dict[str, int]:
-    """LUT4 (logic + carry + RAM), FF, CCU2C, EBR, MULT18, ALU54, LUTRAM, PFUMX of a netlist."""
+    """LUT4 (logic + carry + RAM + RAM write ports), FF, CCU2C, EBR, MULT18, ALU54, LUTRAM,
+    PFUMX of a netlist; LUT4 matches nextpnr's "Total LUT4s" of the packed design."""
     logic = cells.get("LUT4", 0)
     carry = 2 * cells.get("CCU2C", 0)
     ram = 4 * cells.get("TRELLIS_DPR16X4", 0)
+    ramw = 2 * cells.get("TRELLIS_DPR16X4", 0)
     return {
-        "LUT4": logic + carry + ram,
+        "LUT4": logic + carry + ram + ramw,
         "LUT4_logic": logic,
         "LUT4_carry": carry,
         "LUT4_ram": ram,
+        "LUT4_ramw": ramw,
         "FF": cells.get("TRELLIS_FF", 0),
         "CCU2C": cells.get("CCU2C", 0),
         "EBR": sum(cells.get(c, 0) for c in EBR_CELLS),
@@ -87,11 +100,12 @@ def script(sources: list[str], top: str, nodsp: bool, netlist: bool) -> str:
 
 def synth_ecp5(sources: list[Path], top: str, work: Path, nodsp: bool = False,
                netlist: bool = False, yosys: Yosys | None = None,
-               timeout_s: float = DEFAULT_TIMEOUT_S) -> Ecp5SynthResult:
+               timeout_s: float = DEFAULT_TIMEOUT_S, levels: bool = False) -> Ecp5SynthResult:
     """Synthesize ``sources`` (Verilog files, copied into ``work``) for ECP5 with top ``top``.
 
-    Keeps ``yosys.log`` (and, with ``netlist``, ``netlist.json``) in ``work``. A Yosys error
-    or a run past ``timeout_s`` raises :class:`A2QFlowError` with the log's tail.
+    Keeps ``yosys.log`` (and, with ``netlist``, ``netlist.json``) in ``work``; ``levels``
+    also counts the logic levels. A Yosys error or a run past ``timeout_s`` raises
+    :class:`A2QFlowError` with the log's tail.
     """
     yosys = yosys or Yosys()
     work = Path(work)
@@ -105,7 +119,7 @@ def synth_ecp5(sources: list[Path], top: str, work: Path, nodsp: bool = False,
     if len(set(names)) != len(names):
         raise A2QFlowError(f"two sources of {top} share a file name: {sorted(names)}",
                            "give every Verilog file a distinct name")
-    (work / "synth.ys").write_text(script(names, top, nodsp, netlist))
+    (work / "synth.ys").write_text(script(names, top, nodsp, netlist or levels))
     env = dict(os.environ)
     env.setdefault("YOWASP_CACHE_DIR", str(CACHE_DIR))
     argv = [str(yosys.binary), "-q", "-l", "yosys.log", "synth.ys"]
@@ -127,7 +141,12 @@ def synth_ecp5(sources: list[Path], top: str, work: Path, nodsp: bool = False,
     text = log.read_text(errors="replace") if log.exists() else ""
     warnings = sorted({line.strip() for line in text.splitlines()
                        if line.startswith("Warning:")})[:50]
+    depth = None
+    if levels:
+        depth = ecp5_logic_levels(json.loads((work / NETLIST).read_text()), top)
+        if not netlist:
+            (work / NETLIST).unlink()
     return Ecp5SynthResult(top=top, cells=cells, resources=resources_from_cells(cells),
                            seconds=seconds, tool=yosys.label, nodsp=nodsp,
                            netlist=work / NETLIST if netlist else None, log=log,
-                           warnings=warnings)
+                           warnings=warnings, logic_levels=depth)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -80,6 +81,7 @@ class PnrResult:
     report: Path
     config: Path  # Trellis textual configuration (ecppack's input)
     argv: list[str] = field(default_factory=list)
+    netlist_luts: dict[str, int] = field(default_factory=dict)  # the log's LUT4 summary
 
     @property
     def fmax_mhz(self) -> float | None:
@@ -103,6 +105,7 @@ class PnrResult:
             "utilization": {k: (round(v, 6) if v is not None else None)
                             for k, v in self.utilization().items()},
             "cells": self.cells,
+            "netlist_luts": self.netlist_luts,
             "clocks": [c.to_dict() for c in self.clocks],
             "fmax_mhz": round(self.fmax_mhz, 2) if self.fmax_mhz is not None else None,
             "timing_met": self.timing_met,
@@ -139,6 +142,19 @@ def parse_report(report: dict[str, Any]) -> tuple[dict[str, dict[str, int]],
                            f"check the {PACKAGE} version against requirements/toolchain.txt") \
             from exc
     return cells, fmax, paths
+
+
+def lut_summary(log: str) -> dict[str, int]:
+    """The LUT4s of the packed netlist from nextpnr's log (``Total LUT4s``, logic, carry, RAM,
+    RAMW). The routed ``LUT4`` figure (TRELLIS_COMB sites) also counts the route-through
+    LUTs placement adds."""
+    out = {}
+    for key, label in (("total", "Total LUT4s"), ("logic", "logic LUTs"),
+                       ("carry", "carry LUTs"), ("ram", "RAM LUTs"), ("ramw", "RAMW LUTs")):
+        m = re.search(rf"{label}:\s+(\d+)\s*/", log)
+        if m:
+            out[key] = int(m.group(1))
+    return out
 
 
 def _path(path: dict[str, Any]) -> dict[str, Any]:
@@ -248,7 +264,7 @@ class Nextpnr:
                          available=available, clocks=clocks, critical_paths=paths,
                          seconds=seconds, tool=self.label, log=log,
                          report=work / "report.json", config=work / "design.config",
-                         argv=argv)
+                         argv=argv, netlist_luts=lut_summary(log.read_text(errors="replace")))
 
     def pack(self, config: Path, bitstream: Path, compress: bool = True) -> float:
         """``ecppack`` the textual configuration into ``bitstream``; returns the seconds."""

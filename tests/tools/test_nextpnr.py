@@ -28,8 +28,8 @@ def core_text(acc_bits: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def netlist(tmp_path_factory) -> tuple[Path, Path]:
-    """The test core at 10 bits inside the harness, synthesized with synth_ecp5: (netlist, lpf)."""
+def netlist(tmp_path_factory) -> tuple[Path, Path, ecp5.Ecp5SynthResult]:
+    """The test core at 10 bits inside the harness, synthesized with synth_ecp5."""
     work = tmp_path_factory.mktemp("ecp5_synth")
     brd = load_board(BOARD)
     (work / "a2q_top.v").write_text(core_text(10))
@@ -40,11 +40,11 @@ def netlist(tmp_path_factory) -> tuple[Path, Path]:
                              nodsp=True, netlist=True)
     assert result.netlist is not None and result.netlist.is_file()
     assert result.resources["LUT4"] > 0 and result.resources["FF"] > 0
-    return result.netlist, work / "harness.lpf"
+    return result.netlist, work / "harness.lpf", result
 
 
 def test_small_layer_is_placed_routed_and_packed_on_a_25k(netlist, tmp_path):
-    net, lpf = netlist
+    net, lpf, synth = netlist
     brd = load_board(BOARD)
     tgt = brd.ecp5
     tool = Nextpnr()
@@ -66,6 +66,10 @@ def test_small_layer_is_placed_routed_and_packed_on_a_25k(netlist, tmp_path):
     assert 0 < res.resources["FF"] <= res.available["FF"]
     assert res.resources["IO"] == 1 + len(tgt.output_pins)  # clk + the LEDs
     assert all(0 <= u <= 1 for u in res.utilization().values() if u is not None)
+    # the packed netlist's LUT4s from the log; routed sites add route-through LUTs
+    assert 0 < res.netlist_luts["total"] <= res.resources["LUT4"]
+    assert res.netlist_luts["total"] == res.netlist_luts["logic"] + res.netlist_luts["carry"]
+    assert res.netlist_luts["total"] == synth.resources["LUT4"]  # the Yosys estimate agrees
     # the critical path names its endpoints
     worst = res.critical_paths[0]
     assert worst["from"]["cell"] and worst["to"]["cell"] and worst["delay_ns"] > 0
@@ -79,7 +83,7 @@ def test_small_layer_is_placed_routed_and_packed_on_a_25k(netlist, tmp_path):
 
 
 def test_failing_timing_is_reported_with_the_real_fmax(netlist, tmp_path):
-    net, lpf = netlist
+    net, _, _ = netlist
     tgt = load_board(BOARD).ecp5
     res = Nextpnr().place_and_route(net, tmp_path, tgt.device, tgt.package, tgt.speed_grade,
                                     1000.0, seed=1)  # no LPF: --lpf-allow-unconstrained
@@ -110,6 +114,18 @@ def test_a_design_too_big_for_the_part_is_an_error(tmp_path):
     with pytest.raises(A2QFlowError, match="nextpnr-ecp5 failed") as err:
         Nextpnr().place_and_route(net, tmp_path, "25k", "CABGA381", 6, 50.0)
     assert "MULT18X18D" in err.value.problem
+
+
+def test_synth_ecp5_of_one_module_for_the_synth_stage(tmp_path):
+    (tmp_path / "in.v").write_text(core_text(12))
+    res = ecp5.synth_ecp5([tmp_path / "in.v"], "a2q_top", tmp_path, nodsp=True, levels=True)
+    doc = res.to_dict()
+    assert doc["family"] == "ecp5" and doc["flow"] == "synth_ecp5 -nodsp"
+    assert doc["resources"]["LUT4"] == (doc["cells"]["LUT4"] + 2 * doc["cells"]["CCU2C"])
+    assert doc["resources"]["FF"] == doc["cells"]["TRELLIS_FF"] > 0
+    assert doc["resources"]["MULT18"] == 0  # -nodsp: the constant products are in LUTs
+    assert doc["logic_levels"] > 1
+    assert not (tmp_path / "netlist.json").exists()  # only kept with netlist=True
 
 
 def test_clock_names_lose_nextpnr_decorations():
