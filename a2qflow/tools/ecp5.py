@@ -88,6 +88,17 @@ def resources_from_cells(cells: dict[str, int]) -> dict[str, int]:
     }
 
 
+def common_resources(resources: dict[str, int]) -> dict[str, int]:
+    """ECP5 figures under the synth stage's Xilinx-style keys (LUT = LUT4 sites, LUT_memory =
+    distributed-RAM LUT4s, CARRY = CCU2C, DSP = MULT18X18D, BRAM18 = EBR, MUXF = PFUMX), for a
+    table that lists both families; the ECP5 names stay the ones to show."""
+    return {"LUT": resources["LUT4"],
+            "LUT_logic": resources["LUT4_logic"] + resources["LUT4_carry"],
+            "LUT_memory": resources["LUT4_ram"] + resources["LUT4_ramw"],
+            "FF": resources["FF"], "CARRY": resources["CCU2C"], "DSP": resources["MULT18"],
+            "BRAM18": resources["EBR"], "MUXF": resources["PFUMX"]}
+
+
 def script(sources: list[str], top: str, nodsp: bool, netlist: bool) -> str:
     """The Yosys script: read every source, ``synth_ecp5``, cell statistics, the netlist."""
     opts = f"-top {top}" + (" -nodsp" if nodsp else "")

@@ -126,6 +126,10 @@ def test_synth_ecp5_of_one_module_for_the_synth_stage(tmp_path):
     assert doc["resources"]["MULT18"] == 0  # -nodsp: the constant products are in LUTs
     assert doc["logic_levels"] > 1
     assert not (tmp_path / "netlist.json").exists()  # only kept with netlist=True
+    common = ecp5.common_resources(doc["resources"])
+    assert common["LUT"] == doc["resources"]["LUT4"] and common["CARRY"] == doc["cells"]["CCU2C"]
+    assert set(common) == {"LUT", "LUT_logic", "LUT_memory", "FF", "CARRY", "DSP", "BRAM18",
+                           "MUXF"}  # synth.py's SUMMED keys
 
 
 def test_clock_names_lose_nextpnr_decorations():
