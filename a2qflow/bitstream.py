@@ -1,10 +1,11 @@
 """Stage `bitstream`: the Vivado path (FINN's remaining builder steps) and its report parser.
 
 With Vivado and Vitis HLS installed, FINN's own builder takes the compiled, certified model
-(``finn/09_codegen.onnx``) through HLS synthesis, FIFO sizing, stitched IP, out-of-context
-synthesis, the bitfile and the PYNQ driver; Vivado's post-synthesis utilization report is then
-parsed into the ``synth.json`` schema the open flow writes too. Without the tools it stops
-before touching anything and says what is missing and what the open flow offers.
+(``layout.CODEGEN_MODEL``), once ``verify`` passed on it, through HLS synthesis, FIFO sizing,
+stitched IP, out-of-context synthesis, the bitfile and the PYNQ driver; Vivado's
+post-synthesis utilization report is then parsed into the ``synth.json`` schema the open flow
+writes too. Without the tools it stops before touching anything and says what is missing and
+what the open flow offers.
 
 The tool-present branch cannot run on machines without Vivado (this project's CI); it uses
 FINN's documented builder API and is marked ``vivado`` in the tests.
@@ -16,13 +17,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-from a2qflow.artifacts import read_json, write_json
+from a2qflow import layout
+from a2qflow.artifacts import write_json
 from a2qflow.boards import ShellFlow, load_board
-from a2qflow.compile.finn_env import VivadoStatus, finn_session, vivado_status
-from a2qflow.compile.pipeline import FINN_DIR
 from a2qflow.errors import A2QFlowError
+from a2qflow.finn_env import VivadoStatus, finn_session, vivado_status
 
-CODEGEN_MODEL = "09_codegen.onnx"
 VIVADO_DIR = "vivado"
 FINN_STEPS = [
     "step_create_dataflow_partition",
@@ -56,11 +56,10 @@ def run(build_dir: Path, board: str | None = None) -> dict[str, Any]:
     if not status.available:
         raise missing_tools_error(status)
     build_dir = Path(build_dir).resolve()
-    summary = read_json(build_dir / "compile.json", "compile summary", "a2qflow compile")
+    summary = layout.read_artifact(build_dir, layout.COMPILE_JSON)
     brd = load_board(board or summary["board"])
-    model = build_dir / FINN_DIR / CODEGEN_MODEL
-    if not model.is_file():
-        raise A2QFlowError(f"{model} not found", "run `a2qflow compile` first")
+    model = layout.require(build_dir, layout.CODEGEN_MODEL)
+    layout.require_passed(build_dir, layout.VERIFY_JSON)  # never build a refuted design
     out_dir = build_dir / VIVADO_DIR
     with finn_session(out_dir / "finn_tmp"):
         from finn.builder.build_dataflow import build_dataflow_cfg

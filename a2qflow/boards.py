@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from a2qflow.errors import A2QFlowError
+from a2qflow.validate import enum_value
 
 BOARDS_DIR = Path(__file__).resolve().parent.parent / "boards"
 RESOURCE_KEYS = ("LUT", "FF", "BRAM18", "URAM", "DSP")
@@ -154,7 +155,7 @@ def board_from_dict(data: Any, where: str = "board") -> Board:
     if not isinstance(data, dict):
         raise A2QFlowError(f"{where}: expected a mapping of fields",
                            f"fields: {', '.join(_FIELDS)}")
-    family = _enum(Family, data.get("family"), where, "family")
+    family = enum_value(Family, data.get("family"), f"{where}: family")
     ecp5 = family is Family.ECP5
     fields = _ECP5_FIELDS if ecp5 else _FIELDS
     missing = [f for f in fields if f not in data]
@@ -183,8 +184,8 @@ def board_from_dict(data: Any, where: str = "board") -> Board:
     clock = data["clock_ns"]
     if isinstance(clock, bool) or not isinstance(clock, int | float) or clock <= 0:
         raise A2QFlowError(f"{where}: clock_ns={clock!r} is not valid", "use a positive number")
-    yosys_family = _enum(YosysFamily, data["yosys_family"], where, "yosys_family")
-    shell_flow = _enum(ShellFlow, data["shell_flow"], where, "shell_flow")
+    yosys_family = enum_value(YosysFamily, data["yosys_family"], f"{where}: yosys_family")
+    shell_flow = enum_value(ShellFlow, data["shell_flow"], f"{where}: shell_flow")
     if ecp5 != (yosys_family is YosysFamily.ECP5) or ecp5 != (shell_flow is ShellFlow.NONE):
         raise A2QFlowError(
             f"{where}: family {family.value!r} does not go with yosys_family "
@@ -228,12 +229,3 @@ def _ecp5_target(data: dict[str, Any], where: str) -> Ecp5Target:
                       speed_grade=int(speed), clock_pin=pins["clock"],
                       clock_io=pins["clock_io"], output_pins=tuple(outputs),
                       outputs_io=pins["outputs_io"])
-
-
-def _enum(cls: type[Enum], value: Any, where: str, field_name: str) -> Any:
-    try:
-        return cls(value)
-    except ValueError:
-        allowed = ", ".join(repr(m.value) for m in cls)
-        raise A2QFlowError(f"{where}: {field_name}={value!r} is not valid",
-                           f"use one of {allowed}") from None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MAX_BITS = 64
+MAX_ACC_BITS = 32  # the widest accumulator a2qflow trains for, builds or searches (FINN: INT32)
 
 
 def input_range(bits: int, signed: bool) -> tuple[int, int]:
@@ -79,18 +79,18 @@ def is_zero_centred(weights: np.ndarray) -> bool:
 
 def a2q_min_acc_bits(l1_norm: int, input_bits: int, input_signed: bool) -> int:
     """Smallest P whose A2Q limit admits a channel of the given L1 norm."""
-    for p in range(2, MAX_BITS + 1):
+    for p in range(2, MAX_ACC_BITS + 1):
         if l1_norm <= a2q_l1_limit(p, input_bits, input_signed):
             return p
-    raise ValueError(f"no accumulator up to {MAX_BITS} bits admits L1 norm {l1_norm}")
+    raise ValueError(f"no accumulator up to {MAX_ACC_BITS} bits admits L1 norm {l1_norm}")
 
 
 def a2q_plus_min_acc_bits(l1_norm: int, input_bits: int) -> int:
     """Smallest P whose A2Q+ limit admits a (zero-centred) channel of the given L1 norm."""
-    for p in range(2, MAX_BITS + 1):
+    for p in range(2, MAX_ACC_BITS + 1):
         if l1_norm <= a2q_plus_l1_limit(p, input_bits):
             return p
-    raise ValueError(f"no accumulator up to {MAX_BITS} bits admits L1 norm {l1_norm}")
+    raise ValueError(f"no accumulator up to {MAX_ACC_BITS} bits admits L1 norm {l1_norm}")
 
 
 def admits_nonzero_weights(l1_limit: float) -> bool:

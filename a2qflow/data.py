@@ -21,6 +21,7 @@ import numpy as np
 
 from a2qflow.config import DatasetName
 from a2qflow.errors import A2QFlowError
+from a2qflow.validate import enum_value
 
 SUBSAMPLE_SEED = 0  # one fixed permutation so ``max_train``/``max_test`` pick the same images
 
@@ -146,11 +147,7 @@ def load_dataset(
 
 def _dataset_name(name: DatasetName | str) -> DatasetName:
     """Validate a data set name the way config does: name the value and the allowed ones."""
-    try:
-        return DatasetName(name)
-    except ValueError:
-        allowed = ", ".join(repr(m.value) for m in DatasetName)
-        raise A2QFlowError(f"dataset={name!r} is not valid", f"use one of {allowed}") from None
+    return enum_value(DatasetName, name, "dataset")
 
 
 def _check_limit(value: int | None, field_name: str) -> None:

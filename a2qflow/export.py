@@ -2,7 +2,7 @@
 
 brevitas 0.13.4's QONNX export of A2Q/A2Q+ layers writes float weights that its own ``Quant``
 node (ROUND) maps to other integers than the layer's round-to-zero quantizer produced, so the
-graph does not reproduce the trained model (DESIGN.md; seen here: max |diff| 1.6 on digits).
+graph does not reproduce the trained model (brevitas 0.13.4; seen here: max |diff| 1.6 on digits).
 We therefore write the trained integer weights back: each weight ``Quant`` node's input becomes
 ``q * scale`` with the node's own scale, so it re-quantizes to exactly ``q``. The result is then
 executed with qonnx on test samples and compared with torch; a mismatch fails the export and
@@ -27,29 +27,20 @@ import onnx
 import torch
 from brevitas.export import export_qonnx
 from qonnx.core.modelwrapper import ModelWrapper
-from qonnx.core.onnx_exec import execute_onnx
 from qonnx.custom_op.general.quant import quant
 from qonnx.util.cleanup import cleanup_model
 
 import a2qflow
+from a2qflow import layout
 from a2qflow.artifacts import atomic_path, write_json
 from a2qflow.errors import A2QFlowError
+from a2qflow.graph import LAYERS_KEY, SPEC_KEY, execute_qonnx
+from a2qflow.layout import load_checkpoint, load_samples
 from a2qflow.models.inspect import LayerReport, layer_reports
-from a2qflow.train import load_checkpoint
 
 WEIGHT_OPS = ("MatMul", "Gemm", "Conv")
-META_SPEC = "a2qflow.spec"
-META_LAYERS = "a2qflow.layers"
 LAYER_FIELDS = ("name", "op", "quant", "acc_bits", "input_bits", "input_signed", "weight_bits",
                 "k", "channels", "max_l1", "exact_bits")
-
-
-def load_samples(build_dir: Path) -> dict[str, np.ndarray]:
-    path = Path(build_dir) / "samples.npz"
-    if not path.is_file():
-        raise A2QFlowError(f"test samples not found: {path}", "run `a2qflow train` first")
-    with np.load(path) as data:
-        return {k: data[k] for k in data.files}
 
 
 def weight_nodes(model: ModelWrapper) -> list[tuple[onnx.NodeProto, onnx.NodeProto]]:
@@ -116,12 +107,6 @@ def restore_trained_weights(model: ModelWrapper, reports: list[LayerReport]) -> 
     return changes
 
 
-def execute_qonnx(model: ModelWrapper, x: np.ndarray) -> np.ndarray:
-    """Run samples one at a time (the export has batch size 1)."""
-    iname, oname = model.graph.input[0].name, model.graph.output[0].name
-    return np.concatenate([execute_onnx(model, {iname: x[i:i + 1]})[oname] for i in range(len(x))])
-
-
 def layer_metadata(reports: list[LayerReport]) -> list[dict[str, Any]]:
     return [{k: getattr(r, k) for k in LAYER_FIELDS} for r in reports]
 
@@ -130,7 +115,7 @@ def run(build_dir: Path, max_samples: int | None = None) -> dict[str, Any]:
     """Export the trained model in ``build_dir``; returns the export.json content."""
     build_dir = Path(build_dir)
     t0 = time.time()
-    trained = load_checkpoint(build_dir / "checkpoint.pt")
+    trained = load_checkpoint(build_dir / layout.CHECKPOINT)
     samples = load_samples(build_dir)
     x = samples["x"][:max_samples] if max_samples else samples["x"]
     model = trained.model.eval()
@@ -138,7 +123,7 @@ def run(build_dir: Path, max_samples: int | None = None) -> dict[str, Any]:
         torch_out = model(torch.from_numpy(x)).numpy()
     reports = layer_reports(model, trained.spec, torch.from_numpy(x[:2]))
 
-    target = build_dir / "model.qonnx.onnx"
+    target = build_dir / layout.QONNX_MODEL
     with atomic_path(target) as tmp:
         raw = tmp.with_name(tmp.name + ".raw.onnx")
         try:
@@ -151,8 +136,8 @@ def run(build_dir: Path, max_samples: int | None = None) -> dict[str, Any]:
         finally:
             raw.unlink(missing_ok=True)
         changes = restore_trained_weights(qmodel, reports)
-        qmodel.set_metadata_prop(META_SPEC, json.dumps(trained.spec.to_dict()))
-        qmodel.set_metadata_prop(META_LAYERS, json.dumps(layer_metadata(reports)))
+        qmodel.set_metadata_prop(SPEC_KEY, json.dumps(trained.spec.to_dict()))
+        qmodel.set_metadata_prop(LAYERS_KEY, json.dumps(layer_metadata(reports)))
         onnx_out = execute_qonnx(qmodel, x)
 
         max_abs = float(np.abs(onnx_out - torch_out).max())
@@ -180,5 +165,5 @@ def run(build_dir: Path, max_samples: int | None = None) -> dict[str, Any]:
                      "qonnx": md.version("qonnx"), "onnx": onnx.__version__,
                      "torch": torch.__version__},
     }
-    write_json(build_dir / "export.json", result)
+    write_json(build_dir / layout.EXPORT_JSON, result)
     return result

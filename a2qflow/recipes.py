@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from a2qflow.bounds import MAX_ACC_BITS
 from a2qflow.config import ModelSpec, TrainConfig
 from a2qflow.models.ep_init import apply_ep_init
 
-MAX_ACC_BITS = 32
 DEFAULT_PROGRESSIVE_SPAN = 6
 
 LossFn = Callable[[Tensor, Tensor, Tensor], Tensor]  # (logits, inputs, labels) -> loss
@@ -39,7 +39,7 @@ def width_schedule(target: int, start: int | None, step: int) -> list[int]:
 
 
 def shifted_spec(spec: ModelSpec, offset: int) -> ModelSpec:
-    """The spec with every constrained layer's P raised by ``offset`` (capped at 32 bits)."""
+    """The spec with every constrained layer's P raised by ``offset`` (capped at MAX_ACC_BITS)."""
 
     def shift(p: int | None) -> int | None:
         return None if p is None else min(MAX_ACC_BITS, p + offset)

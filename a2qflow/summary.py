@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from a2qflow import layout
+
 
 def _load(path: Path) -> Any:
     return json.loads(path.read_text()) if path.is_file() else None
@@ -14,7 +16,7 @@ def _load(path: Path) -> Any:
 def summarize(build_dir: Path) -> dict[str, Any]:
     """Accuracy, per-layer widths and resources of a build; absent stages give None."""
     build_dir = Path(build_dir)
-    train = _load(build_dir / "train.json")
+    train = _load(build_dir / layout.TRAIN_JSON)
     out: dict[str, Any] = {
         "float_acc": train and train["float_test_acc"],
         "acc": train and train["quant_test_acc"],
@@ -22,10 +24,10 @@ def summarize(build_dir: Path) -> dict[str, Any]:
         "layers": train and [{k: layer[k] for k in ("name", "acc_bits", "exact_bits", "max_l1",
                                                     "sparsity", "k", "channels", "weight_bits")}
                              for layer in train["layers"]],
-        "certificate": _load(build_dir / "certificate.json"),
-        "estimates": _load(build_dir / "estimates.json"),
-        "verify": _load(build_dir / "verify.json"),
-        "sim": _load(build_dir / "sim.json"),
-        "synth": _load(build_dir / "synth.json"),
+        "certificate": _load(build_dir / layout.CERTIFICATE),
+        "estimates": _load(build_dir / layout.ESTIMATES),
+        "verify": _load(build_dir / layout.VERIFY_JSON),
+        "sim": _load(build_dir / layout.SIM_JSON),
+        "synth": _load(build_dir / layout.SYNTH_JSON),
     }
     return out

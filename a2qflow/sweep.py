@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from a2qflow.artifacts import write_json
-from a2qflow.build import BuildConfig
-from a2qflow.config import QuantMethod
+from a2qflow.config import BuildConfig, QuantMethod
 from a2qflow.errors import A2QFlowError
+from a2qflow.validate import enum_value
 
 
 def point_name(quant: str, acc_bits: int) -> str:
@@ -28,7 +28,7 @@ def grid(base: BuildConfig, acc_bits: list[int], quants: list[str]) -> dict[str,
     """One build config per (quant, P), named after both."""
     configs = {}
     for quant in quants:
-        QuantMethod(quant)  # validated early, before any job starts
+        enum_value(QuantMethod, quant, "quant")  # validated early, before any job starts
         for p in acc_bits:
             name = point_name(quant, p)
             model = dataclasses.replace(base.model, quant=quant, acc_bits=p)

@@ -1,10 +1,12 @@
-"""Stage `synth`: Yosys ``synth_xilinx`` of the generated design, per layer and in total.
+"""Stage `synth`: Yosys ``synth_xilinx`` of the Verilog ``rtl`` wrote, per layer and in total.
 
-Each module (MVAU, FIFO, width converter) is synthesized on its own, for the board's family,
-and cached by the hash of its Verilog, the family, the options and the Yosys version, so a
-re-run or a second build with the same layers costs nothing. ``compare_acc_bits`` also
-synthesizes the same network (same folding, same thresholds) with every accumulator forced to
-that width and reports the ratios, figure at that width / figure at the certified widths.
+It reads ``rtl/design.json`` and the sources beside it (never a re-rendering), and only after
+``verify.json`` and ``sim.json`` passed on the current artifacts. Each module (MVAU, FIFO,
+width converter) is synthesized on its own, for the board's family, and cached by the hash of
+its Verilog, the family, the options and the Yosys version, so a re-run or a second build with
+the same layers costs nothing. When rtl also wrote the
+network at a comparison width (``rtl/acc<N>/``: same folding, same thresholds, every
+accumulator at N bits), synth reports the ratios, figure at that width / figure certified.
 """
 
 from __future__ import annotations
@@ -17,30 +19,40 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from a2qflow.artifacts import read_json, write_json
+from a2qflow import layout
+from a2qflow.artifacts import write_json
 from a2qflow.boards import load_board
-from a2qflow.rtl.generate import render_design
-from a2qflow.rtl.layers import Design, MVAULayer, read_design
+from a2qflow.errors import A2QFlowError
 from a2qflow.tools.yosys import Yosys
 
-CACHE_DIR = Path(__file__).resolve().parents[1] / ".cache" / "synth"
+DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[1] / ".cache" / "synth"
 SUMMED = ("LUT", "LUT_logic", "LUT_memory", "FF", "CARRY", "DSP", "BRAM18", "MUXF")
 
 
-def run(build_dir: Path, compare_acc_bits: int | None = None, board: str | None = None,
-        jobs: int = 2) -> dict[str, Any]:
-    """Synthesize the build's design; writes and returns ``synth.json``."""
+def run(build_dir: Path, board: str | None = None, jobs: int = 2,
+        cache_dir: Path | None = None) -> dict[str, Any]:
+    """Synthesize the Verilog the rtl stage wrote; writes and returns ``synth.json``.
+
+    Refuses a design whose verification or simulation failed, or whose ``verify.json`` /
+    ``sim.json`` is older than the artifacts it was computed from: a resource figure is only
+    reported for the design that was proven and simulated.
+    """
     build_dir = Path(build_dir)
     t0 = time.perf_counter()
-    compiled = read_json(build_dir / "compile.json", "compile summary", "a2qflow compile")
+    inputs = layout.input_hashes(build_dir, layout.stage_files("synth").reads)
+    layout.require_passed(build_dir, layout.VERIFY_JSON)
+    sim = layout.require_passed(build_dir, layout.SIM_JSON)
+    if sim.get("rtl_sources") != layout.content_hash(build_dir / layout.RTL_DIR):
+        raise A2QFlowError(f"{build_dir / layout.RTL_DIR} changed after it was simulated",
+                           "re-run `a2qflow rtl` (synth only reports on simulated Verilog)")
+    compiled = layout.read_artifact(build_dir, layout.COMPILE_JSON)
+    described = layout.read_artifact(build_dir, layout.RTL_DESIGN)
     brd = load_board(board or compiled["board"])
-    design = read_design(build_dir)
     yosys = Yosys()
     family = brd.yosys_family.value
-    variants = {"certified": synth_design(design, yosys, family, jobs)}
-    if compare_acc_bits is not None:
-        variants[f"acc{compare_acc_bits}"] = synth_design(design.at_width(compare_acc_bits),
-                                                          yosys, family, jobs)
+    cache = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+    variants = {name: synth_variant(build_dir, v, yosys, family, cache, jobs)
+                for name, v in described["variants"].items()}
     for v in variants.values():
         used = {"LUT": v["total"]["LUT"], "FF": v["total"]["FF"],
                 "BRAM18": v["total"]["BRAM18"], "DSP": v["total"]["DSP"]}
@@ -49,42 +61,47 @@ def run(build_dir: Path, compare_acc_bits: int | None = None, board: str | None 
         "stage": "synth", "tool": yosys.label, "flow": f"synth_xilinx -family {family}",
         "board": brd.name, "part": brd.part, "family": family,
         "label": f"{yosys.label} estimate, {brd.name} ({family})",
-        "variants": variants,
+        "inputs": inputs, "variants": variants,
     }
-    if compare_acc_bits is not None:
-        base, wide = variants["certified"]["total"], variants[f"acc{compare_acc_bits}"]["total"]
-        result["compare_acc_bits"] = compare_acc_bits
-        for key, name in (("LUT", "lut_ratio"), ("FF", "ff_ratio"), ("DSP", "dsp_ratio"),
-                          ("CARRY", "carry_ratio")):
-            result[name] = round(wide[key] / base[key], 4) if base[key] else None
+    compared = [n for n in variants if n != "certified"]
+    if compared:
+        name = compared[0]
+        base, wide = variants["certified"]["total"], variants[name]["total"]
+        result["compare_acc_bits"] = int(name.removeprefix("acc"))
+        for key, ratio in (("LUT", "lut_ratio"), ("FF", "ff_ratio"), ("DSP", "dsp_ratio"),
+                           ("CARRY", "carry_ratio")):
+            result[ratio] = round(wide[key] / base[key], 4) if base[key] else None
     result["seconds"] = round(time.perf_counter() - t0, 3)
-    write_json(build_dir / "synth.json", result)
+    write_json(build_dir / layout.SYNTH_JSON, result)
     return result
 
 
-def synth_design(design: Design, yosys: Yosys, family: str, jobs: int = 2) -> dict[str, Any]:
-    """Every module of the design through Yosys (cached); per-module figures and the total."""
-    rendered = render_design(design)
-    jobs_list = [(m, lay) for m, lay in zip(rendered.layer_modules, design.layers, strict=True)]
-    jobs_list += [(m, None) for m in rendered.glue_modules]
+def synth_variant(build_dir: Path, variant: dict[str, Any], yosys: Yosys, family: str,
+                  cache: Path, jobs: int = 2) -> dict[str, Any]:
+    """Every module rtl wrote for one variant through Yosys (cached); per-module and total."""
+    src = Path(build_dir) / variant["dir"]
 
-    def one(item: tuple[str, MVAULayer | None]) -> dict[str, Any]:
-        module, layer = item
-        nodsp = layer is not None and not layer.products_in_dsp
-        res = synth_cached(rendered.module_text(module), module, family, yosys, nodsp)
-        res["kind"] = "mvau" if layer is not None else "glue"
-        if layer is not None:
-            res.update({"node": layer.name, "acc_bits": layer.acc_bits,
-                        "register_bits": layer.register_bits, "simd": layer.simd,
-                        "pe": layer.pe, "res_type": layer.res_type,
-                        "products": "LUT" if nodsp else "DSP48 where Yosys maps"})
+    def one(record: dict[str, Any]) -> dict[str, Any]:
+        path = src / record["file"]
+        if not path.is_file():
+            raise A2QFlowError(f"{path} is listed in {layout.RTL_DESIGN} but missing",
+                               "re-run `a2qflow rtl`")
+        mvau = record["kind"] == "mvau"
+        nodsp = mvau and not record["products_in_dsp"]
+        res = synth_cached(path.read_text(), record["module"], family, yosys, nodsp, cache)
+        res["kind"] = record["kind"]
+        if mvau:
+            res.update({k: record[k] for k in ("node", "acc_bits", "register_bits", "simd",
+                                               "pe", "res_type")})
+            res["products"] = "LUT" if nodsp else "DSP48 where Yosys maps"
         return res
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        modules = list(pool.map(one, jobs_list))
+        modules = list(pool.map(one, variant["modules"]))
     total = {k: sum(m["resources"].get(k, 0) for m in modules) for k in SUMMED}
     return {
-        "acc_bits": [lay.acc_bits for lay in design.layers],
+        "acc_bits": variant["acc_bits"], "dir": variant["dir"],
+        "simulated": variant["simulated"],
         "layers": [m for m in modules if m["kind"] == "mvau"],
         "glue": [m for m in modules if m["kind"] == "glue"],
         "total": total,
@@ -93,19 +110,24 @@ def synth_design(design: Design, yosys: Yosys, family: str, jobs: int = 2) -> di
     }
 
 
-def synth_cached(text: str, module: str, family: str, yosys: Yosys,
-                 nodsp: bool) -> dict[str, Any]:
+def synth_cached(text: str, module: str, family: str, yosys: Yosys, nodsp: bool,
+                 cache: Path = DEFAULT_CACHE_DIR) -> dict[str, Any]:
+    """One module through Yosys, cached by the hash of its text, options and Yosys version."""
     key = hashlib.sha256(json.dumps([text, module, family, nodsp, yosys.version,
                                      yosys.script("design.v", module, family, nodsp)])
                          .encode()).hexdigest()[:24]
-    entry = CACHE_DIR / f"{key}.json"
+    entry = cache / f"{key}.json"
     if entry.is_file():
         try:
             return {**json.loads(entry.read_text()), "cached": True}
         except json.JSONDecodeError:
             pass
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f"{module}-", dir=CACHE_DIR) as tmp:
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise A2QFlowError(f"cannot create the synthesis cache {cache} ({exc.strerror})",
+                           "give a writable --cache-dir") from None
+    with tempfile.TemporaryDirectory(prefix=f"{module}-", dir=cache) as tmp:
         work = Path(tmp)
         (work / "in.v").write_text(text)
         result = yosys.synth(work / "in.v", module, family, work, nodsp=nodsp).to_dict()

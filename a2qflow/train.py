@@ -9,11 +9,9 @@ within its target P.
 from __future__ import annotations
 
 import dataclasses
-import io
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,21 +22,22 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 import a2qflow
-from a2qflow import bounds
-from a2qflow.artifacts import atomic_path, write_json
+from a2qflow import bounds, layout, ptq
+from a2qflow.artifacts import write_json
 from a2qflow.config import ModelSpec, QuantMethod, TrainConfig
 from a2qflow.data import Dataset, load_dataset
 from a2qflow.errors import A2QFlowError
+from a2qflow.layout import load_checkpoint, save_checkpoint, save_samples
 from a2qflow.models import build_model, weight_layers
 from a2qflow.models.ep_init import apply_ep_init
 from a2qflow.models.inspect import (
     ACC_BITS_KEY,
     LayerReport,
+    check_stored_widths,
     collapsed_layers,
     dead_channel_warnings,
     l1_limit,
     layer_reports,
-    stored_accumulator_bits,
 )
 from a2qflow.models.layers import layer_acc_bits
 from a2qflow.recipes import (
@@ -50,15 +49,7 @@ from a2qflow.recipes import (
     reprojection_until,
 )
 
-CHECKPOINT_FORMAT = "a2qflow-checkpoint/1"
 N_SAMPLES = 100
-
-
-@dataclass
-class Trained:
-    spec: ModelSpec
-    model: nn.Module
-    float_state: dict[str, Tensor] | None
 
 
 # --- checks before and after training ------------------------------------------------------
@@ -83,14 +74,25 @@ def check_feasible(spec: ModelSpec) -> None:
         n, signed = expected_input_format(spec, index)
         limit = l1_limit(spec.quant, p, n, signed)
         if not bounds.admits_nonzero_weights(limit):
-            smallest = next(q for q in range(2, 65)
-                            if bounds.admits_nonzero_weights(l1_limit(spec.quant, q, n, signed)))
+            smallest = next((q for q in range(2, bounds.MAX_ACC_BITS + 1)
+                             if bounds.admits_nonzero_weights(l1_limit(spec.quant, q, n, signed))),
+                            None)
+            flag = width_flag(spec, index, count)
+            fix = (f"use {flag} >= {smallest} for this layer (or fewer input/activation bits)"
+                   if smallest is not None else "use fewer input/activation bits")
             raise A2QFlowError(
                 f"accumulator width P={p} is infeasible for layer {index} ({n}-bit "
                 f"{'signed' if signed else 'unsigned'} inputs): the {spec.quant.value} bound "
-                f"allows an L1 norm of {limit:.3g}, so every integer weight would be zero",
-                f"use --acc-bits >= {smallest} for this layer (or fewer input/activation bits)",
-            )
+                f"allows an L1 norm of {limit:.3g}, so every integer weight would be zero", fix)
+
+
+def width_flag(spec: ModelSpec, index: int, count: int) -> str:
+    """The option that sets layer ``index``'s P (for messages that tell the user what to change)."""
+    if index == 0 and spec.first_acc_bits is not None:
+        return "--first-acc-bits"
+    if index == count - 1 and spec.last_acc_bits is not None:
+        return "--last-acc-bits"
+    return "--acc-bits"
 
 
 def check_trained(reports: list[LayerReport]) -> None:
@@ -112,22 +114,8 @@ def check_trained(reports: list[LayerReport]) -> None:
         )
 
 
-def check_stored_widths(model: nn.Module, spec: ModelSpec) -> None:
-    """The width brevitas enforces (state dict) must be the width the spec asks for."""
-    named = weight_layers(model)
-    for index, (name, layer) in enumerate(named):
-        stored = stored_accumulator_bits(layer)
-        wanted = layer_acc_bits(spec, index, len(named))
-        if stored is not None and stored != wanted:
-            raise A2QFlowError(
-                f"layer {name} enforces P={stored} but the model spec asks for P={wanted}",
-                "the checkpoint was trained at another width; warm-start with --init-from, "
-                "which drops the stored width, instead of loading it as is",
-            )
-
-
 def warm_start(model: nn.Module, spec: ModelSpec, state: dict[str, Tensor]) -> None:
-    """Load weights from another model, never its accumulator width (DESIGN.md: brevitas keeps
+    """Load weights from another model, never its accumulator width (brevitas keeps
     P in the state dict, so loading a P=14 checkpoint into a P=10 model silently restores 14)."""
     state = {k: v for k, v in state.items() if not k.endswith(ACC_BITS_KEY)}
     own = model.state_dict()
@@ -241,49 +229,6 @@ def quantization_aware_training(
     return model, stages, ep_layers
 
 
-# --- checkpoints ---------------------------------------------------------------------------------
-
-
-def save_checkpoint(path: Path, spec: ModelSpec, cfg: TrainConfig, model: nn.Module,
-                    float_state: dict[str, Tensor] | None) -> None:
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "spec": spec.to_dict(),
-        "train_config": cfg.to_dict(),
-        "state_dict": model.state_dict(),
-        "float_state_dict": float_state,
-    }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def load_checkpoint(path: Path) -> Trained:
-    """Load with ``weights_only=True``; any corruption becomes one clear error."""
-    path = Path(path)
-    if not path.is_file():
-        raise A2QFlowError(f"checkpoint not found: {path}", "run `a2qflow train` first")
-    try:
-        payload = torch.load(io.BytesIO(path.read_bytes()), weights_only=True, map_location="cpu")
-    except Exception as exc:  # torch raises many types for a damaged file
-        raise A2QFlowError(
-            f"checkpoint {path} is corrupt or not a torch file ({type(exc).__name__})",
-            "re-run `a2qflow train` to recreate it",
-        ) from exc
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise A2QFlowError(f"{path} is not an a2qflow checkpoint",
-                           "pass a checkpoint.pt written by `a2qflow train`")
-    spec = ModelSpec.from_dict(payload["spec"])
-    model = build_model(spec)
-    try:
-        model.load_state_dict(payload["state_dict"], strict=True)
-    except RuntimeError as exc:
-        raise A2QFlowError(f"checkpoint {path} does not match its own model spec ({exc})",
-                           "re-run `a2qflow train`") from exc
-    check_stored_widths(model, spec)
-    model.eval()
-    return Trained(spec, model, payload.get("float_state_dict"))
-
-
 # --- the stage -----------------------------------------------------------------------------------
 
 
@@ -300,6 +245,8 @@ def run(spec: ModelSpec, cfg: TrainConfig, build_dir: Path, progress: bool = Tru
     check_feasible(spec)
     ds = load_dataset(cfg.dataset, cfg.data_dir, max_train=cfg.max_train_samples)
     spec = spec_for_dataset(spec, ds)
+    if cfg.method.post_training:
+        ptq.check_settings(spec, cfg, len(ds.x_train))
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     torch.manual_seed(cfg.seed)
@@ -313,7 +260,7 @@ def run(spec: ModelSpec, cfg: TrainConfig, build_dir: Path, progress: bool = Tru
     float_model = build_model(float_spec)
     float_history: list[dict[str, float]] = []
     if init_from is not None:
-        source = load_checkpoint(init_from)
+        source = load_checkpoint(init_from, expect=spec)
         if source.float_state is not None:
             float_model.load_state_dict(source.float_state)
         warm_state = source.model.state_dict()
@@ -324,11 +271,21 @@ def run(spec: ModelSpec, cfg: TrainConfig, build_dir: Path, progress: bool = Tru
     float_acc = accuracy(float_model, x_test, y_test)
     float_state = {k: v.clone() for k, v in float_model.state_dict().items()}
 
+    loss_fn = (distillation(float_model, cfg.distill_alpha, cfg.distill_temperature)
+               if cfg.distill else cross_entropy())
+    ptq_record = None
     if spec.quant is QuantMethod.FLOAT:
         model, stages, ep_layers = float_model, [], 0
+    elif cfg.method.post_training:  # AXE from the float weights, optionally then a short QAT
+        model, ptq_record = ptq.post_training_quantize(spec, cfg, float_state, x_train, progress)
+        ptq_record["test_acc"] = accuracy(model, x_test, y_test)
+        stages, ep_layers = [], 0
+        if cfg.ptq_finetune_epochs:
+            model, stages, ep_layers = quantization_aware_training(
+                spec, dataclasses.replace(cfg, qat_epochs=cfg.ptq_finetune_epochs),
+                ptq.dequantized_float_state(model, float_state), x_train, y_train, gen,
+                loss_fn, progress)
     else:
-        loss_fn = (distillation(float_model, cfg.distill_alpha, cfg.distill_temperature)
-                   if cfg.distill else cross_entropy())
         model, stages, ep_layers = quantization_aware_training(
             spec, cfg, warm_state, x_train, y_train, gen, loss_fn, progress)
     quant_acc = accuracy(model, x_test, y_test)
@@ -343,6 +300,8 @@ def run(spec: ModelSpec, cfg: TrainConfig, build_dir: Path, progress: bool = Tru
         "config": cfg.to_dict(),
         "init_from": str(init_from) if init_from else None,
         "recipe": cfg.recipe_name,
+        "method": cfg.method.value,
+        "ptq": ptq_record,
         "dataset": {"name": ds.name, "n_train": len(ds.x_train), "n_test": len(ds.x_test),
                     "input_shape": list(ds.input_shape)},
         "float_test_acc": float_acc,
@@ -355,8 +314,7 @@ def run(spec: ModelSpec, cfg: TrainConfig, build_dir: Path, progress: bool = Tru
         "versions": {"a2qflow": a2qflow.__version__, "torch": torch.__version__,
                      "brevitas": brevitas.__version__},
     }
-    save_checkpoint(build_dir / "checkpoint.pt", spec, cfg, model, float_state)
-    with atomic_path(build_dir / "samples.npz") as tmp, open(tmp, "wb") as f:
-        np.savez(f, x=samples_x.numpy(), y=ds.y_test[:N_SAMPLES], torch_out=torch_out)
-    write_json(build_dir / "train.json", result)
+    save_checkpoint(build_dir / layout.CHECKPOINT, spec, cfg, model, float_state)
+    save_samples(build_dir, x=samples_x.numpy(), y=ds.y_test[:N_SAMPLES], torch_out=torch_out)
+    write_json(build_dir / layout.TRAIN_JSON, result)
     return result

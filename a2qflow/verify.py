@@ -2,7 +2,7 @@
 
 1. **Bit-exact chain** on the test samples: the integer accumulators of the last layer as
    brevitas computes them (rebuilt from ``checkpoint.pt``), as FINN's Python execution of the
-   generic HW-layer graph (``finn/05_certify_accumulators.onnx``) computes them, and as the
+   generic HW-layer graph (``layout.HW_MODEL``) computes them, and as the
    QONNX graph computes them (its float output divided by the output scale FINN streamlined
    out, which must land on an integer) agree exactly; counts and the first mismatch are kept.
    Specialized HLS/RTL layers cannot run here: cppsim needs finn-hlslib, rtlsim needs Vivado.
@@ -29,30 +29,43 @@ from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
-from a2qflow import bounds
-from a2qflow.artifacts import file_sha256, read_json, write_json
-from a2qflow.compile.layers import execute_mvau, hw_matmul_nodes, integer_weights
-from a2qflow.compile.passes.set_certified_accumulator_width import read_certified
-from a2qflow.compile.pipeline import FINN_DIR, HW_MODEL, MODEL_FILE
+from a2qflow import bounds, layout
+from a2qflow.artifacts import write_json
 from a2qflow.errors import A2QFlowError
+from a2qflow.graph import (
+    accumulator_extremes,
+    execute_mvau,
+    execute_qonnx,
+    hw_matmul_nodes,
+    integer_weights,
+    read_certified,
+)
 
 MAX_SAMPLES = 100
 INTEGER_TOLERANCE = 1e-3  # |QONNX output / scale - nearest integer|
+FAILED_REPORT = "verify.failed.json"
 
 
 def run(build_dir: Path, max_samples: int = MAX_SAMPLES) -> dict[str, Any]:
-    """Verify the compiled design in ``build_dir``; writes and returns ``verify.json``."""
-    from a2qflow.export import load_samples
-    from a2qflow.train import load_checkpoint
+    """Verify the compiled design in ``build_dir``; writes and returns ``verify.json``.
 
+    A failed verification writes its report to ``verify.failed.json`` and leaves an earlier
+    ``verify.json`` as it was (later stages see it is older than its inputs and refuse it).
+    """
     build_dir = Path(build_dir)
     t0 = time.perf_counter()
-    read_json(build_dir / "certificate.json", "certificate", "a2qflow compile")
-    hw = _load(build_dir / FINN_DIR / HW_MODEL, "a2qflow compile")
-    qonnx_model = _load(build_dir / MODEL_FILE, "a2qflow export")
-    trained = load_checkpoint(build_dir / "checkpoint.pt")
-    x = load_samples(build_dir)["x"][:max_samples]
+    files = layout.stage_files("verify")
+    inputs = layout.input_hashes(build_dir, files.reads)
+    cert = layout.read_artifact(build_dir, layout.CERTIFICATE)
+    hw = layout.load_onnx(build_dir, layout.HW_MODEL)
+    qonnx_model = layout.load_onnx(build_dir, layout.QONNX_MODEL)
+    trained = layout.load_checkpoint(build_dir / layout.CHECKPOINT)
+    x = layout.load_samples(build_dir)["x"][:max_samples]
 
+    consistency = certificate_consistency(cert, hw)
+    if consistency:  # refuse before the expensive checks: no record of the width can be trusted
+        _refuse({"stage": "verify", "ok": False, "inputs": inputs,
+                 "certificate_consistency": consistency}, build_dir, consistency)
     brevitas_int = brevitas_int_outputs(trained.model, x)
     finn_int, finn_out = finn_outputs(hw, x)
     qonnx_out = qonnx_outputs(qonnx_model, x)
@@ -70,16 +83,59 @@ def run(build_dir: Path, max_samples: int = MAX_SAMPLES) -> dict[str, Any]:
           and chain["qonnx_vs_finn"]["mismatches"] == 0
           and off_grid <= INTEGER_TOLERANCE
           and all(w["contained"] and w["negative_control"]["detected"] for w in worst))
-    inputs = {name: file_sha256(build_dir / name) for name in
-              ("certificate.json", f"{FINN_DIR}/{HW_MODEL}", MODEL_FILE, "checkpoint.pt")}
-    result = {"stage": "verify", "ok": ok, "inputs": inputs, "chain": chain, "worst_case": worst,
+    result = {"stage": "verify", "ok": ok, "inputs": inputs,
+              "certificate_consistency": "certificate.json, accDataType, the a2qflow.certified "
+              "metadata and the exact widths of the weights agree",
+              "chain": chain, "worst_case": worst,
               "finn_exec": "python (generic HW layers; no register-width modelling)",
               "seconds": round(time.perf_counter() - t0, 3)}
-    write_json(build_dir / "verify.json", result)
     if not ok:
-        raise A2QFlowError(f"verification failed; see {build_dir / 'verify.json'}",
-                           "do not deploy this design; re-run compile and report the build")
+        _refuse(result, build_dir, [])
+    (build_dir / FAILED_REPORT).unlink(missing_ok=True)
+    write_json(build_dir / layout.VERIFY_JSON, result)
     return result
+
+
+def _refuse(report: dict[str, Any], build_dir: Path, problems: list[str]) -> None:
+    """Write the failed report beside (never over) ``verify.json`` and stop."""
+    failed = build_dir / FAILED_REPORT
+    write_json(failed, report)
+    why = "; ".join(problems[:3]) if problems else "see the report"
+    raise A2QFlowError(f"verification failed ({why}); report in {failed}",
+                       "do not deploy this design; re-run `a2qflow compile` (a certificate that "
+                       "disagrees with the weights was edited or is stale) and report the build")
+
+
+def certificate_consistency(cert: dict[str, Any], hw: ModelWrapper) -> list[str]:
+    """Every way the three records of each accumulator width can disagree with each other or
+    with the weights: certificate.json, the node's ``accDataType``, the ``a2qflow.certified``
+    metadata, and the exact width recomputed here from the integer weights (the only record
+    that cannot be edited to agree). Empty when all agree and the width holds."""
+    nodes = hw_matmul_nodes(hw)
+    certified = read_certified(hw)
+    entries = cert.get("layers", []) if isinstance(cert, dict) else []
+    if not (len(nodes) == len(certified) == len(entries)):
+        return [f"{len(nodes)} MVAU/VVAU layers, {len(certified)} certified in the graph, "
+                f"{len(entries)} in certificate.json"]
+    problems = []
+    for node, meta, entry in zip(nodes, certified, entries, strict=True):
+        acc = getCustomOp(node).get_nodeattr("accDataType")
+        exact = accumulator_extremes(hw, node).bits
+        records = {"accDataType": acc, "a2qflow.certified": meta.get("acc"),
+                   "certificate.json": entry.get("acc_datatype")}
+        if len(set(records.values())) != 1:
+            problems.append(f"{node.name}: widths disagree ("
+                            + ", ".join(f"{k} {v}" for k, v in records.items()) + ")")
+            continue
+        if entry.get("node") != node.name:
+            problems.append(f"{node.name}: certificate.json entry is for {entry.get('node')}")
+        width = DataType[acc].bitwidth()
+        if width < exact:
+            problems.append(f"{node.name}: certified {acc} but its weights need {exact} bits")
+        if entry.get("exact_bits") != exact or meta.get("exact_bits") != exact:
+            problems.append(f"{node.name}: recorded exact width {entry.get('exact_bits')} but "
+                            f"the weights give {exact}")
+    return problems
 
 
 # --- the bit-exact chain --------------------------------------------------------------------
@@ -123,8 +179,6 @@ def finn_outputs(hw: ModelWrapper, x: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def qonnx_outputs(model: ModelWrapper, x: np.ndarray) -> np.ndarray:
-    from a2qflow.export import execute_qonnx
-
     return execute_qonnx(model, x).reshape(len(x), -1)
 
 
@@ -226,9 +280,3 @@ def execute_accumulator(hw: ModelWrapper, node: Any, vectors: np.ndarray) -> np.
     if not node.op_type.startswith("MVAU"):
         return vectors @ integer_weights(hw, node).T
     return execute_mvau(hw, node, vectors, activation=False)
-
-
-def _load(path: Path, produced_by: str) -> ModelWrapper:
-    if not path.is_file():
-        raise A2QFlowError(f"{path} not found", f"run `{produced_by}` first")
-    return ModelWrapper(str(path))

@@ -24,9 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import command_line, machine  # noqa: E402
 
 from a2qflow import compile as a2q_compile  # noqa: E402
-from a2qflow import export, rtl, synth, train  # noqa: E402
+from a2qflow import export, rtl, synth, train, verify  # noqa: E402
 from a2qflow.config import ModelSpec, TrainConfig  # noqa: E402
-from a2qflow.rtl.layers import read_design  # noqa: E402
 
 REUSED = ("checkpoint.pt", "train.json", "samples.npz", "model.qonnx.onnx", "export.json")
 
@@ -73,13 +72,14 @@ def main(argv: list[str] | None = None) -> int:
             a2q_compile.run(point, args.board, folding=Path(args.folding))
         else:
             a2q_compile.run(point, args.board, target_fps=args.target_fps)
+        verify.run(point)  # synth reports only on a verified, simulated design
         t1 = time.perf_counter()
-        sim = rtl.run(point, max_images=16)
+        sim = rtl.run(point, max_images=16, compare_acc_bits=32)
         t2 = time.perf_counter()
-        res = synth.run(point, compare_acc_bits=32)
+        res = synth.run(point)
         t3 = time.perf_counter()
-        design = read_design(point)
-        foldings.add(tuple((lay.simd, lay.pe, lay.res_type) for lay in design.layers))
+        foldings.add(tuple((m["simd"], m["pe"], m["res_type"])
+                           for m in res["variants"]["certified"]["layers"]))
         variant = res["variants"]["acc32" if p == 32 else "certified"]
         rows.append({"P": p, "forced_32": p == 32, "acc_bits": variant["acc_bits"],
                      "certified_acc_bits": res["variants"]["certified"]["acc_bits"],

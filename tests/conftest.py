@@ -17,6 +17,11 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 warnings.filterwarnings("ignore", module="brevitas")
 
 
+def pytest_addoption(parser):
+    parser.addoption("--bad-input-table", default=None,
+                     help="write the bad-input table (docs/bad-input.md) from test_bad_input")
+
+
 def quick_config(**overrides) -> TrainConfig:
     """A few epochs on digits: seconds on 2 cores, enough for ~95% accuracy."""
     base = {"dataset": "digits", "float_epochs": 8, "qat_epochs": 6, "batch_size": 64,
@@ -59,6 +64,18 @@ def compiled_small(trained_build, tmp_path_factory) -> Path:
     dst = tmp_path_factory.mktemp("compiled_small")
     shutil.copytree(src, dst, dirs_exist_ok=True)
     compile_stage.run(dst, "pynq-z1", target_fps=400_000)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def simulated_small(compiled_small, tmp_path_factory) -> Path:
+    """``compiled_small`` verified and through rtl (with the 32-bit variant): synth's input."""
+    from a2qflow import rtl, verify
+
+    dst = tmp_path_factory.mktemp("simulated_small")
+    shutil.copytree(compiled_small, dst, dirs_exist_ok=True)
+    verify.run(dst)
+    rtl.run(dst, max_images=16, compare_acc_bits=32)
     return dst
 
 

@@ -8,8 +8,8 @@ import pytest
 from fixtures_build import compiled_build  # noqa: F401  (fixture)
 
 from a2qflow import bitstream
-from a2qflow.compile.finn_env import vivado_status
 from a2qflow.errors import A2QFlowError
+from a2qflow.finn_env import vivado_status
 
 REPORT_7SERIES = """\
 Copyright 1986-2022 Xilinx, Inc. All Rights Reserved.

@@ -14,8 +14,9 @@ from qonnx.util.cleanup import cleanup_model
 
 from a2qflow import export
 from a2qflow.errors import A2QFlowError
+from a2qflow.graph import LAYERS_KEY, SPEC_KEY
+from a2qflow.layout import load_checkpoint
 from a2qflow.models.inspect import layer_reports
-from a2qflow.train import load_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -32,8 +33,8 @@ def test_exported_qonnx_reproduces_torch(trained_build, quant):
 @pytest.mark.parametrize("quant", ["a2q", "a2q+"])
 def test_metadata_carries_the_proof(trained_build, quant):
     model = ModelWrapper(str(trained_build(quant=quant, acc_bits=12) / "model.qonnx.onnx"))
-    spec = json.loads(model.get_metadata_prop(export.META_SPEC))
-    layers = json.loads(model.get_metadata_prop(export.META_LAYERS))
+    spec = json.loads(model.get_metadata_prop(SPEC_KEY))
+    layers = json.loads(model.get_metadata_prop(LAYERS_KEY))
     assert spec["quant"] == quant and spec["acc_bits"] == 12
     assert [r["acc_bits"] for r in layers] == [None, 12, 12, None]
     assert [r["input_bits"] for r in layers] == [8, 4, 4, 4]
@@ -54,7 +55,7 @@ def test_graph_integer_weights_equal_the_trained_ones(trained_build, quant):
 
 def test_brevitas_a2q_export_alone_does_not_reproduce_the_trained_integers(trained_build,
                                                                             tmp_path):
-    """The upstream problem (DESIGN.md) that export works around, so we notice when it is fixed."""
+    """The upstream problem (brevitas 0.13.4) export works around: we notice when it is fixed."""
     build = trained_build(quant="a2q+", acc_bits=12)
     trained = load_checkpoint(build / "checkpoint.pt")
     x = torch.from_numpy(np.load(build / "samples.npz")["x"][:2])

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 
 from a2qflow import bounds, rtl
 from a2qflow.errors import A2QFlowError
+from a2qflow.rtl import sim as rtl_sim
+from a2qflow.rtl.design import MVAULayer
 from a2qflow.rtl.generate import adder_tree, pack_words, render_dwc, render_layer
-from a2qflow.rtl.layers import MVAULayer
 from a2qflow.rtl.sim import Group, Port, simulate
 from a2qflow.tools.verilator import Verilator
 
@@ -56,10 +58,9 @@ def test_one_layer_matches_numpy(tmp_path, signed, act_val):
 
 
 @pytest.mark.slow
-def test_network_bit_exact_with_negative_control(compiled_small):
-    report = rtl.run(compiled_small, max_images=16)
-    saved = json.loads((compiled_small / "sim.json").read_text())
-    assert saved["ok"] and report["ok"]
+def test_network_bit_exact_with_negative_control(simulated_small):
+    saved = json.loads((simulated_small / "sim.json").read_text())
+    assert saved["ok"]
     assert saved["network"]["outputs"]["mismatches"] == 0
     assert saved["network"]["outputs"]["compared"] == 16 * 10
     for layer in saved["layers"]:
@@ -71,8 +72,14 @@ def test_network_bit_exact_with_negative_control(compiled_small):
         assert layer["acc_bits"] < 32
     assert saved["network"]["cycles_per_image"] == saved["network"]["finn_cycle_estimate"]
     assert "verilator" in saved["simulator"].lower() or "rev" in saved["simulator"].lower()
-    files = {p.name for p in (compiled_small / "rtl").glob("*.v")}
+    files = {p.name for p in (simulated_small / "rtl").glob("*.v")}
     assert "a2q_top.v" in files and len(files) >= 4
+    design = json.loads((simulated_small / "rtl" / "design.json").read_text())
+    assert set(design["variants"]) == {"certified", "acc32"}
+    assert all(b == 32 for b in design["variants"]["acc32"]["acc_bits"])
+    for variant in design["variants"].values():
+        for module in variant["modules"]:
+            assert (simulated_small / variant["dir"] / module["file"]).is_file()
 
 
 def test_rtl_needs_a_compiled_build(trained_build, copy_build):
@@ -80,3 +87,29 @@ def test_rtl_needs_a_compiled_build(trained_build, copy_build):
     with pytest.raises(A2QFlowError, match="compile"):
         rtl.run(build)
     assert not (build / "sim.json").exists()
+
+
+@pytest.mark.slow
+def test_rtl_runs_in_a_path_with_spaces(compiled_small, tmp_path):
+    build = tmp_path / "my builds" / "tfc small"
+    shutil.copytree(compiled_small, build)
+    report = rtl.run(build, max_images=2)
+    assert report["ok"] and (build / "rtl" / "design.json").is_file()
+
+
+@pytest.mark.slow
+def test_a_failed_simulation_leaves_the_previous_rtl_untouched(simulated_small, copy_build,
+                                                               monkeypatch):
+    build = copy_build(simulated_small)
+    before = {p: p.read_bytes() for p in (build / "rtl").rglob("*") if p.is_file()}
+    sim_json = (build / "sim.json").read_bytes()
+
+    def broken_build(*args, **kwargs):
+        raise A2QFlowError("verilator build failed (exit 1)", "see the log")
+
+    monkeypatch.setattr(rtl_sim, "simulate", broken_build)
+    with pytest.raises(A2QFlowError, match=r"verilator build failed(?s:.*)rtl\.failed"):
+        rtl.run(build, max_images=2)
+    assert {p: p.read_bytes() for p in (build / "rtl").rglob("*") if p.is_file()} == before
+    assert (build / "sim.json").read_bytes() == sim_json
+    assert (build / "rtl.failed").is_dir()

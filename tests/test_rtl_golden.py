@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from a2qflow.rtl.design import MVAULayer
 from a2qflow.rtl.generate import render_layer
-from a2qflow.rtl.layers import MVAULayer
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from a2qflow import report, sweep
-from a2qflow.build import load_config
+from a2qflow.config import load_config
 from a2qflow.report.collect import compressed_weight_bits, pareto_front
 
 REPO = Path(__file__).resolve().parents[1]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from a2qflow import synth
+from a2qflow.rtl.design import MVAULayer
 from a2qflow.rtl.generate import render_layer
-from a2qflow.rtl.layers import Design, MVAULayer
 from a2qflow.tools.yosys import Yosys
 
 
@@ -37,8 +36,8 @@ def test_cells_grow_with_accumulator_width():
 
 
 @pytest.mark.slow
-def test_synth_reports_ratios_against_32_bits(compiled_small):
-    result = synth.run(compiled_small, compare_acc_bits=32)
+def test_synth_reports_ratios_against_32_bits(simulated_small, tmp_path):
+    result = synth.run(simulated_small, cache_dir=tmp_path / "cache")
     assert result["tool"].startswith("Yosys 0.70")
     assert result["family"] == "xc7"
     assert result["lut_ratio"] > 1.0 and result["ff_ratio"] > 1.0
@@ -47,7 +46,8 @@ def test_synth_reports_ratios_against_32_bits(compiled_small):
     assert cert["total"]["LUT"] == sum(m["resources"]["LUT"]
                                        for m in cert["layers"] + cert["glue"])
     assert 0 < cert["utilization"]["LUT"] < 1
-    again = synth.run(compiled_small, compare_acc_bits=32)  # all from the cache
+    assert cert["simulated"] and not result["variants"]["acc32"]["simulated"]
+    again = synth.run(simulated_small, cache_dir=tmp_path / "cache")  # all from the cache
     assert again["variants"]["certified"]["cached"] == len(cert["layers"] + cert["glue"])
     assert "| certified |" in synth.resource_table(result)
 
@@ -58,9 +58,8 @@ def test_products_follow_finns_res_type():
     per_type = {}
     for res_type in ("lut", "dsp"):
         layer = dataclasses.replace(tiny_layer(11), res_type=res_type)
-        design = Design([layer], "x", "y", [], [], Path("folded.onnx"), Path("hw.onnx"))
-        (mvau,) = synth.synth_design(design, Yosys(), "xc7", jobs=1)["layers"]
-        assert mvau["res_type"] == res_type
+        mvau = synth.synth_cached(render_layer(layer, "mvau_s"), "mvau_s", "xc7", Yosys(),
+                                  nodsp=not layer.products_in_dsp)
         per_type[res_type] = mvau["resources"]
     assert per_type["lut"]["DSP"] == 0
     assert per_type["dsp"]["DSP"] == 8  # SIMD 4 x PE 2 products

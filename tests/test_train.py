@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from a2qflow import train
+from a2qflow import layout, train
 from a2qflow.config import ModelSpec
 from a2qflow.errors import A2QFlowError
 from a2qflow.models import build_model, weight_layers
@@ -66,7 +66,7 @@ def test_warm_start_from_wider_checkpoint_cannot_smuggle_its_width(trained_build
     wide = trained_build(quant="a2q", acc_bits=16, exported=False)
     result = train.run(ModelSpec(quant="a2q", acc_bits=10), quick_config(), tmp_path,
                        progress=False, init_from=wide / "checkpoint.pt")
-    trained = train.load_checkpoint(tmp_path / "checkpoint.pt")
+    trained = layout.load_checkpoint(tmp_path / "checkpoint.pt")
     for name, layer in weight_layers(trained.model)[1:3]:
         assert stored_accumulator_bits(layer) == 10, name
     for r in result["layers"][1:3]:
@@ -80,20 +80,20 @@ def test_checkpoint_whose_stored_width_disagrees_with_its_spec_is_refused(traine
     payload["spec"]["acc_bits"] = 10  # claims P=10, state dict still enforces P=16
     torch.save(payload, tmp_path / "checkpoint.pt")
     with pytest.raises(A2QFlowError, match="enforces P=16 but the model spec asks for P=10"):
-        train.load_checkpoint(tmp_path / "checkpoint.pt")
+        layout.load_checkpoint(tmp_path / "checkpoint.pt")
 
 
 def test_corrupt_checkpoint_gets_a_clear_error(tmp_path):
     bad = tmp_path / "checkpoint.pt"
     bad.write_bytes(b"\x80\x02 not a checkpoint")
     with pytest.raises(A2QFlowError, match="corrupt") as info:
-        train.load_checkpoint(bad)
+        layout.load_checkpoint(bad)
     assert "a2qflow train" in info.value.fix
 
 
 def test_missing_checkpoint_names_the_stage_to_run(tmp_path):
     with pytest.raises(A2QFlowError, match="not found") as info:
-        train.load_checkpoint(tmp_path / "checkpoint.pt")
+        layout.load_checkpoint(tmp_path / "checkpoint.pt")
     assert "a2qflow train" in info.value.fix
 
 
@@ -103,8 +103,8 @@ def test_training_is_reproducible(tmp_path):
     a = train.run(spec, cfg, tmp_path / "a", progress=False)
     b = train.run(spec, cfg, tmp_path / "b", progress=False)
     assert a["quant_test_acc"] == b["quant_test_acc"]
-    sa = train.load_checkpoint(tmp_path / "a" / "checkpoint.pt").model.state_dict()
-    sb = train.load_checkpoint(tmp_path / "b" / "checkpoint.pt").model.state_dict()
+    sa = layout.load_checkpoint(tmp_path / "a" / "checkpoint.pt").model.state_dict()
+    sb = layout.load_checkpoint(tmp_path / "b" / "checkpoint.pt").model.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
 
 

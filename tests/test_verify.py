@@ -7,11 +7,13 @@ import json
 import numpy as np
 import pytest
 from fixtures_build import compiled_build, mvau_model  # noqa: F401  (fixture)
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
 
-from a2qflow import verify
+from a2qflow import layout, synth, verify
 from a2qflow.compile.passes import SetCertifiedAccumulatorWidth
-from a2qflow.compile.passes.set_certified_accumulator_width import read_certified
 from a2qflow.errors import A2QFlowError
+from a2qflow.graph import CERTIFIED_KEY, hw_matmul_nodes, read_certified
 
 
 @pytest.mark.slow
@@ -59,9 +61,11 @@ def test_containment_counts_and_wraps():
     assert verify.containment(acc, 9)["overflows"] == 0
 
 
-def test_verify_needs_a_compiled_build(tmp_path):
+def test_verify_needs_a_compiled_build(trained_build, copy_build):
+    build = copy_build(trained_build(quant="a2q+", acc_bits=12, hidden=16))
     with pytest.raises(A2QFlowError, match="run `a2qflow compile` first"):
-        verify.run(tmp_path)
+        verify.run(build)
+    assert not (build / "verify.json").exists()
 
 
 def test_compare_reports_the_first_mismatch():
@@ -69,3 +73,49 @@ def test_compare_reports_the_first_mismatch():
     b = np.array([[1, 2], [3, 5]])
     assert verify.compare(a, b) == {"compared": 4, "mismatches": 1, "first_mismatch": {
         "sample": 1, "channel": 1, "expected": 4, "actual": 5}}
+
+
+def narrower_lie(build, layers: tuple[str, ...] = ("graph", "metadata", "certificate")) -> str:
+    """Edit the first MVAU's recorded accumulator to one bit below its exact width, in the
+    records named by ``layers``; returns the node name."""
+    hw_path = build / layout.HW_MODEL
+    hw = ModelWrapper(str(hw_path))
+    node = hw_matmul_nodes(hw)[0]
+    cert = json.loads((build / layout.CERTIFICATE).read_text())
+    narrow = f"INT{cert['layers'][0]['exact_bits'] - 1}"
+    if "graph" in layers:
+        getCustomOp(node).set_nodeattr("accDataType", narrow)
+    if "metadata" in layers:
+        certified = read_certified(hw)
+        certified[0]["acc"] = narrow
+        hw.set_metadata_prop(CERTIFIED_KEY, json.dumps(certified))
+    hw.save(str(hw_path))
+    if "certificate" in layers:
+        cert["layers"][0].update(acc_datatype=narrow, chosen=narrow)
+        (build / layout.CERTIFICATE).write_text(json.dumps(cert))
+    return node.name
+
+
+@pytest.mark.slow
+def test_a_consistent_lie_is_refused_and_nothing_downstream_reports(simulated_small, copy_build):
+    build = copy_build(simulated_small)
+    (build / layout.SYNTH_JSON).unlink(missing_ok=True)
+    good = (build / layout.VERIFY_JSON).read_bytes()
+    node = narrower_lie(build)
+    with pytest.raises(A2QFlowError, match=f"{node}: certified INT\\d+ but its weights need"):
+        verify.run(build)
+    assert (build / layout.VERIFY_JSON).read_bytes() == good  # the old result stays as it was
+    assert json.loads((build / verify.FAILED_REPORT).read_text())["ok"] is False
+    with pytest.raises(A2QFlowError, match="verify.json is out of date"):
+        synth.run(build)
+    assert not (build / layout.SYNTH_JSON).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("edited", [("certificate",), ("graph",), ("metadata",),
+                                    ("graph", "metadata")])
+def test_any_one_edited_width_record_is_refused(simulated_small, copy_build, edited):
+    build = copy_build(simulated_small)
+    narrower_lie(build, edited)
+    with pytest.raises(A2QFlowError, match="verification failed"):
+        verify.run(build)

@@ -14,15 +14,15 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
 from a2qflow import bounds
-from a2qflow.compile.layers import (
+from a2qflow.errors import A2QFlowError
+from a2qflow.graph import (
     LayerRecord,
     input_datatype,
     integer_weights,
     match_layers,
+    read_certified,
     read_layer_records,
 )
-from a2qflow.compile.passes.set_certified_accumulator_width import read_certified
-from a2qflow.errors import A2QFlowError
 
 CERTIFICATE_VERSION = 1
 
@@ -33,7 +33,7 @@ def finn_minimized_widths(model: ModelWrapper) -> list[str]:
         MinimizeAccumulatorWidth,
     )
 
-    from a2qflow.compile.layers import hw_matmul_nodes
+    from a2qflow.graph import hw_matmul_nodes
 
     trial = ModelWrapper(copy.deepcopy(model.model)).transform(MinimizeAccumulatorWidth())
     return [getCustomOp(n).get_nodeattr("accDataType") for n in hw_matmul_nodes(trial)]
@@ -161,7 +161,7 @@ def check_widths_hold(model: ModelWrapper) -> None:
 
     Catches a FINN pass that re-derives (MinimizeAccumulatorWidth) or resets the width.
     """
-    from a2qflow.compile.layers import hw_matmul_nodes
+    from a2qflow.graph import hw_matmul_nodes
 
     certified = read_certified(model)
     nodes = hw_matmul_nodes(model)

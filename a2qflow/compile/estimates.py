@@ -1,7 +1,8 @@
 """FINN's analytical estimates (resources, cycles, throughput) with utilization on a board.
 
 These are FINN's models, not synthesis: FINN caps its accumulator term by the data-type bound,
-so its LUT estimate barely moves with the accumulator width (DESIGN.md). Labelled as such.
+so its LUT estimate barely moves with the accumulator width (README, "Known limits of the
+estimates"). Labelled as such.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 from qonnx.core.modelwrapper import ModelWrapper
 
 from a2qflow.boards import RESOURCE_KEYS, Board
-from a2qflow.compile.layers import dataflow_core
+from a2qflow.graph import dataflow_core
 
 # FINN's resource keys -> the board catalogue's
 _FINN_KEYS = {"LUT": "LUT", "BRAM_18K": "BRAM18", "URAM": "URAM", "DSP": "DSP", "FF": "FF"}
@@ -48,6 +49,9 @@ def finn_estimates(model: ModelWrapper, board: Board) -> tuple[ModelWrapper, dic
         "estimated_throughput_fps": 1e9 / board.clock_ns / max_cycles if max_cycles else None,
         "estimated_latency_ns": int(perf["critical_path_cycles"]) * board.clock_ns,
     }
+    utilization = {k: (None if total[k] is None else v)
+                   for k, v in board.utilization(
+                       {k: v for k, v in total.items() if v is not None}).items()}
     return model, {
         "tool": f"FINN {version('finn-plus')} analytical estimates (not synthesis)",
         "board": board.name,
@@ -55,9 +59,16 @@ def finn_estimates(model: ModelWrapper, board: Board) -> tuple[ModelWrapper, dic
         "board_resources": dict(board.resources),
         "layers": layers,
         "total": total,
-        "utilization": {k: (None if total[k] is None else v)
-                        for k, v in board.utilization(
-                            {k: v for k, v in total.items() if v is not None}).items()},
+        "utilization": utilization,
         "performance": performance,
+        "warnings": capacity_warnings(utilization, board),
     }
+
+
+def capacity_warnings(utilization: dict[str, float | None], board: Board) -> list[str]:
+    """One line per resource the estimate puts above the board's capacity (it will not fit)."""
+    return [f"FINN estimates {key} at {used:.1%} of {board.name}'s {board.resources[key]:,}: "
+            f"the design does not fit; fold less (a lower --target-fps or smaller PE/SIMD) or "
+            f"pick a larger board"
+            for key, used in utilization.items() if used is not None and used > 1.0]
 

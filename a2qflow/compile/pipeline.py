@@ -1,7 +1,7 @@
 """The compile stage: QONNX -> FINN HW layers with certified accumulators -> estimates, codegen.
 
 ``STEPS`` is the whole flow as one ordered list of named steps; each takes and returns a
-``ModelWrapper`` and its result is saved as ``finn/NN_<name>.onnx``. Everything is built in a
+``ModelWrapper`` and its result is saved as ``layout.finn_model(name)``. Everything is built in a
 staging directory inside the build directory and moved into place only when every step and the
 certificate succeeded, so a failed compile leaves earlier artifacts untouched.
 """
@@ -9,7 +9,6 @@ certificate succeeded, so a failed compile leaves earlier artifacts untouched.
 from __future__ import annotations
 
 import copy
-import json
 import shutil
 import tempfile
 import time
@@ -20,21 +19,16 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from onnx import ModelProto
 from qonnx.core.modelwrapper import ModelWrapper
 
-from a2qflow.artifacts import config_hash, file_sha256, replace_dir, write_json
+from a2qflow import layout
+from a2qflow.artifacts import config_hash, replace_dir, write_json
 from a2qflow.boards import Board, load_board
 from a2qflow.compile import certificate
-from a2qflow.compile.finn_env import finn_session
-from a2qflow.compile.layers import hw_matmul_nodes, read_layer_records, transform_dataflow_core
+from a2qflow.config import HardwareConfig, read_folding
 from a2qflow.errors import A2QFlowError
-
-MODEL_FILE = "model.qonnx.onnx"
-FINN_DIR = "finn"
-CODEGEN_DIR = "codegen"
-HW_MODEL = "05_certify_accumulators.onnx"  # the generic HW-layer graph verify executes
-MAX_FPS = 1e9
+from a2qflow.finn_env import finn_session
+from a2qflow.graph import hw_matmul_nodes, read_layer_records, transform_dataflow_core
 
 
 @dataclass
@@ -211,23 +205,30 @@ STEPS: list[tuple[str, Step]] = [
     ("codegen", step_codegen),
 ]
 _CERTIFIED_FROM = [name for name, _ in STEPS].index("certify_accumulators")
+assert tuple(name for name, _ in STEPS) == layout.COMPILE_STEPS, "layout.COMPILE_STEPS is stale"
 
 
 def run(build_dir: Path, board: str, folding: Path | None = None,
         target_fps: float | None = None, acc_bits: int | None = None) -> dict[str, Any]:
     """Compile ``build_dir/model.qonnx.onnx``; write finn/, certificate.json, estimates.json."""
     build_dir = Path(build_dir).resolve()
-    brd = load_board(board)
-    ctx = CompileContext(board=brd, folding=_read_folding(folding),
-                         target_fps=_check_fps(target_fps, folding), acc_bits=acc_bits,
-                         codegen_dir=build_dir / FINN_DIR / CODEGEN_DIR)
-    model = _load_model(build_dir / MODEL_FILE)
+    hw_config = HardwareConfig(board=board, folding=str(folding) if folding else None,
+                               target_fps=target_fps, acc_bits=acc_bits)
+    brd = load_board(hw_config.board)
+    ctx = CompileContext(board=brd,
+                         folding=read_folding(folding) if folding is not None else None,
+                         target_fps=hw_config.target_fps, acc_bits=acc_bits,
+                         codegen_dir=build_dir / layout.CODEGEN_DIR)
+    inputs = layout.input_hashes(build_dir, layout.stage_files("compile").reads)
+    model = layout.load_onnx(build_dir, layout.QONNX_MODEL)
+    read_layer_records(model)  # fail early on missing metadata
     started = time.perf_counter()
     staging = Path(tempfile.mkdtemp(prefix=".compile-", dir=build_dir))
     try:
-        stage_finn = staging / FINN_DIR
+        stage_finn = staging / layout.FINN_DIR
         stage_finn.mkdir()
-        final_codegen, ctx.codegen_dir = ctx.codegen_dir, stage_finn / CODEGEN_DIR
+        final_codegen = ctx.codegen_dir
+        ctx.codegen_dir = staging / layout.CODEGEN_DIR
         timings = {}
         with finn_session(staging / "finn_tmp"), warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=UserWarning, module="qonnx")
@@ -239,7 +240,7 @@ def run(build_dir: Path, board: str, folding: Path | None = None,
                 timings[name] = round(time.perf_counter() - t0, 3)
                 if name == "codegen":
                     model = _relocate(model, ctx.codegen_dir, final_codegen)
-                model.save(str(stage_finn / f"{index + 1:02d}_{name}.onnx"))
+                model.save(str(staging / layout.finn_model(name)))
         versions = tool_versions()
         cert = certificate.certificate_document(ctx.certificate, brd.name, brd.part, versions)
         config = {"board": brd.name, "acc_bits": acc_bits, "target_fps": target_fps,
@@ -247,15 +248,15 @@ def run(build_dir: Path, board: str, folding: Path | None = None,
         summary = {"stage": "compile", "board": brd.name, "part": brd.part,
                    "acc_bits_forced": acc_bits, "target_fps": target_fps,
                    "folding": str(folding) if folding else None, "tools": versions,
-                   "config_hash": config_hash(config),
-                   "inputs": {MODEL_FILE: file_sha256(build_dir / MODEL_FILE)},
+                   "config_hash": config_hash(config), "inputs": inputs,
                    "step_seconds": timings,
                    "seconds": round(time.perf_counter() - started, 3),
-                   "hw_model": f"{FINN_DIR}/{HW_MODEL}"}
-        replace_dir(stage_finn, build_dir / FINN_DIR)
-        write_json(build_dir / "estimates.json", ctx.estimates)
-        write_json(build_dir / "certificate.json", cert)
-        write_json(build_dir / "compile.json", summary)
+                   "hw_model": layout.HW_MODEL,
+                   "warnings": ctx.estimates.get("warnings", [])}
+        replace_dir(stage_finn, build_dir / layout.FINN_DIR)
+        write_json(build_dir / layout.ESTIMATES, ctx.estimates)
+        write_json(build_dir / layout.CERTIFICATE, cert)
+        write_json(build_dir / layout.COMPILE_JSON, summary)
         return {"certificate": cert, "estimates": ctx.estimates, "summary": summary}
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -263,48 +264,6 @@ def run(build_dir: Path, board: str, folding: Path | None = None,
 
 def tool_versions() -> dict[str, str]:
     return {pkg: version(pkg) for pkg in ("finn-plus", "qonnx", "brevitas")}
-
-
-def _load_model(path: Path) -> ModelWrapper:
-    if not path.is_file():
-        raise A2QFlowError(f"{path} not found", "run `a2qflow export` first")
-    try:
-        model = ModelWrapper(str(path))
-    except Exception as exc:  # onnx raises DecodeError / ValueError / OSError
-        raise A2QFlowError(f"{path} is not a readable ONNX model ({exc})",
-                           "re-run `a2qflow export`") from exc
-    if not isinstance(model.model, ModelProto) or not model.graph.node:
-        raise A2QFlowError(f"{path} holds no graph", "re-run `a2qflow export`")
-    read_layer_records(model)  # fail early on missing metadata
-    return model
-
-
-def _read_folding(path: Path | None) -> dict[str, Any] | None:
-    if path is None:
-        return None
-    path = Path(path)
-    if not path.is_file():
-        raise A2QFlowError(f"folding file {path} not found", "give a FINN folding JSON")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise A2QFlowError(f"folding file {path} is not valid JSON ({exc})",
-                           "give a FINN folding JSON") from exc
-    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-        raise A2QFlowError(f"folding file {path} is not a FINN folding config",
-                           'use {"<layer name>": {"PE": 4, "SIMD": 8}, ...}')
-    return data
-
-
-def _check_fps(target_fps: float | None, folding: Path | None) -> float | None:
-    if target_fps is None:
-        return None
-    if folding is not None:
-        raise A2QFlowError("give either a folding file or a target fps, not both",
-                           "drop --folding or --target-fps")
-    if not 0 < target_fps <= MAX_FPS:
-        raise A2QFlowError(f"target fps {target_fps} is not valid", "use a positive number")
-    return float(target_fps)
 
 
 def _relocate(model: ModelWrapper, old: Path, new: Path) -> ModelWrapper:

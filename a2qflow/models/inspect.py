@@ -3,7 +3,7 @@
 The exact accumulator width is computed from the integer weights the quantizer really emits,
 and the input format from the QuantTensor the layer really receives (captured in a forward
 pass), never from the configuration: a checkpoint can carry a different width than its spec
-says (DESIGN.md), so only the trained weights are evidence.
+says (seen with brevitas 0.13.4), so only the trained weights are evidence.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from torch import nn
 
 from a2qflow import bounds
 from a2qflow.config import ModelSpec, QuantMethod
+from a2qflow.errors import A2QFlowError
 from a2qflow.models import hooked_forward, weight_layers
 from a2qflow.models.layers import layer_acc_bits
 
@@ -139,3 +140,17 @@ def dead_channel_warnings(reports: list[LayerReport]) -> list[str]:
 def collapsed_layers(reports: list[LayerReport]) -> list[LayerReport]:
     """Quantized layers whose integer weights are all zero."""
     return [r for r in reports if r.int_weights is not None and not r.int_weights.any()]
+
+
+def check_stored_widths(model: nn.Module, spec: ModelSpec) -> None:
+    """The width brevitas enforces (state dict) must be the width the spec asks for."""
+    named = weight_layers(model)
+    for index, (name, layer) in enumerate(named):
+        stored = stored_accumulator_bits(layer)
+        wanted = layer_acc_bits(spec, index, len(named))
+        if stored is not None and stored != wanted:
+            raise A2QFlowError(
+                f"layer {name} enforces P={stored} but the model spec asks for P={wanted}",
+                "the checkpoint was trained at another width; warm-start with --init-from, "
+                "which drops the stored width, instead of loading it as is",
+            )

@@ -38,13 +38,14 @@ def builds_table(views: list[BuildView]) -> Table:
     rows = []
     for v in views:
         if v.error:
-            rows.append([v.name, v.quant, _num(v.acc_bits), "failed: " + v.error] + ["-"] * 7)
+            rows.append([v.name, v.quant, "-", _num(v.acc_bits), "failed: " + v.error]
+                        + ["-"] * 7)
             continue
-        rows.append([v.name, v.quant, _num(v.acc_bits), _pct(v.acc), _pct(v.float_acc),
+        rows.append([v.name, v.quant, v.method, _num(v.acc_bits), _pct(v.acc), _pct(v.float_acc),
                      _num(v.resources.get("LUT")), _num(v.resources.get("FF")),
                      _num(v.resources.get("DSP")), _ratio(v, "LUT"),
                      f"{v.ref_bits}-bit" if v.ref_bits else "-", v.resource_source or "-"])
-    return Table(["build", "quant", "P", "test acc", "float acc", "LUT", "FF", "DSP",
+    return Table(["build", "quant", "method", "P", "test acc", "float acc", "LUT", "FF", "DSP",
                   "LUT ratio", "vs", "resource source"], rows)
 
 
@@ -90,6 +91,9 @@ def build_sections(views: list[BuildView], out: Path) -> list[Section]:
                                         + ". LUT ratio = LUTs at the reference accumulator "
                                         "width / LUTs at the certified widths, same folding "
                                         "and tool."), table=builds_table(views))]
+    warned = [(v.name, w) for v in views for w in v.warnings]
+    if warned:
+        sections.append(Section("Warnings", note="; ".join(f"{name}: {w}" for name, w in warned)))
     sections.append(Section("Accuracy and resources vs accumulator width", figures=[
         Figure(plots.accuracy_vs_p(views, out / "accuracy_vs_p.png"),
                "test accuracy vs P (A2Q, A2Q+, baseline; dashed: float)"),

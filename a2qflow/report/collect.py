@@ -36,6 +36,8 @@ class BuildView:
     utilization: dict[str, float | None] = field(default_factory=dict)
     board: str | None = None
     error: str | None = None
+    method: str = "qat"  # how the weights were quantized: QAT (with its recipe) or AXE PTQ
+    warnings: list[str] = field(default_factory=list)  # e.g. FINN estimates over capacity
 
     @property
     def quant(self) -> str:
@@ -59,9 +61,17 @@ def load_build(path: Path, name: str | None = None) -> BuildView:
     s = summarize(path)
     view = BuildView(name=name or path.name, path=path, spec=train["spec"], acc=s["acc"],
                      float_acc=s["float_acc"], layers=train["layers"],
-                     certificate=s["certificate"])
+                     certificate=s["certificate"],
+                     method=_method(train),
+                     warnings=list((s.get("estimates") or {}).get("warnings", [])))
     _attach_resources(view, s)
     return view
+
+
+def _method(train: dict[str, Any]) -> str:
+    """'qat (standard)', 'qat (reproject+distill)', 'axe-gpfq', ... from train.json."""
+    method = (train.get("config") or {}).get("method", "qat")
+    return f"{method} ({train.get('recipe', 'standard')})" if method == "qat" else method
 
 
 def _attach_resources(view: BuildView, s: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""Render Verilog-2005 for a :class:`~a2qflow.rtl.layers.Design` from the ``hls/verilog`` templates.
+"""Render Verilog-2005 for a :class:`~a2qflow.rtl.design.Design` from the ``hls/verilog`` templates.
 
 The templates hold the structure; this module only turns layer records into template values
 (memory words as hex, the adder tree as a list of additions). Jinja2 runs with
@@ -16,7 +16,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from a2qflow.rtl.layers import Design, MVAULayer
+from a2qflow.rtl.design import Design, MVAULayer
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "hls" / "verilog"
 MAX_FIFO_DEPTH = 1024

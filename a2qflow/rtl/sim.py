@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
-from a2qflow.compile.layers import integer_array
+from a2qflow.graph import integer_array
 from a2qflow.rtl.generate import environment, pack_words
 from a2qflow.tools.verilator import Verilator
 

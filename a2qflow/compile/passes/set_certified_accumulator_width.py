@@ -12,35 +12,14 @@ from qonnx.transformation.base import Transformation
 from qonnx.transformation.infer_datatypes import InferDataTypes
 
 from a2qflow import bounds
-from a2qflow.compile.layers import (
+from a2qflow.errors import A2QFlowError
+from a2qflow.graph import (
+    CERTIFIED_KEY,
     LayerRecord,
-    input_datatype,
-    integer_weights,
+    accumulator_extremes,
     match_layers,
     read_layer_records,
 )
-from a2qflow.errors import A2QFlowError
-
-CERTIFIED_KEY = "a2qflow.certified"  # metadata: one record per MVAU/VVAU, in graph order
-
-
-def accumulator_extremes(model: ModelWrapper, node: Any) -> bounds.ExactRange:
-    """Per-channel reachable accumulator range of a layer: its weights against its input type."""
-    idt = input_datatype(node)
-    if not idt.is_integer():
-        raise A2QFlowError(
-            f"{node.name} takes {idt.name} inputs; only integer inputs have a finite accumulator",
-            "quantize the layer's input (return_quant_tensor=True upstream)",
-        )
-    if getCustomOp(node).get_nodeattr("binaryXnorMode"):
-        raise A2QFlowError(f"{node.name} is a binary XNOR layer", "a2qflow sizes integer layers")
-    return bounds.exact_accumulator_range(integer_weights(model, node), int(idt.min()),
-                                          int(idt.max()))
-
-
-def read_certified(model: ModelWrapper) -> list[dict[str, Any]]:
-    raw = model.get_metadata_prop(CERTIFIED_KEY)
-    return json.loads(raw) if raw else []
 
 
 class SetCertifiedAccumulatorWidth(Transformation):
@@ -55,9 +34,9 @@ class SetCertifiedAccumulatorWidth(Transformation):
 
     def __init__(self, acc_bits: int | None = None):
         super().__init__()
-        if acc_bits is not None and not 2 <= acc_bits <= bounds.MAX_BITS:
+        if acc_bits is not None and not 2 <= acc_bits <= bounds.MAX_ACC_BITS:
             raise A2QFlowError(f"acc_bits={acc_bits} is not valid",
-                               f"use 2 to {bounds.MAX_BITS} bits")
+                               f"use 2 to {bounds.MAX_ACC_BITS} bits")
         self.acc_bits = acc_bits
 
     def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:

@@ -19,13 +19,10 @@ from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
-from a2qflow import bounds
-from a2qflow.artifacts import read_json
-from a2qflow.compile.pipeline import FINN_DIR, HW_MODEL, STEPS
+from a2qflow import bounds, layout
 from a2qflow.errors import A2QFlowError
 
 LUT_PRODUCT_BITS = 4  # resType "auto": products with an operand this narrow go to LUTs
-FOLDED_MODEL = f"{[n for n, _ in STEPS].index('folding') + 1:02d}_folding.onnx"
 HW_DOMAIN = "finn.custom_op.fpgadataflow"
 
 
@@ -141,13 +138,11 @@ def read_design(build_dir: Path) -> Design:
     """The folded graph of a compiled build as a :class:`Design`, checked against the
     certificate."""
     build_dir = Path(build_dir)
-    folded = build_dir / FINN_DIR / FOLDED_MODEL
-    hw = build_dir / FINN_DIR / HW_MODEL
-    for path in (folded, hw):
-        if not path.is_file():
-            raise A2QFlowError(f"{path} not found", "run `a2qflow compile` first")
-    cert = read_json(build_dir / "certificate.json", "certificate", "a2qflow compile")
-    return design_from_model(ModelWrapper(str(folded)), cert["layers"], folded, hw)
+    folded = layout.require(build_dir, layout.FOLDED_MODEL)
+    hw = layout.require(build_dir, layout.HW_MODEL)
+    cert = layout.read_artifact(build_dir, layout.CERTIFICATE)
+    return design_from_model(layout.load_onnx(build_dir, layout.FOLDED_MODEL), cert["layers"],
+                             folded, hw)
 
 
 def design_from_model(model: ModelWrapper, cert_layers: list[dict[str, Any]],

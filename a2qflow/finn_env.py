@@ -88,5 +88,7 @@ def vivado_status(environ: dict[str, str] | None = None) -> VivadoStatus:
     else:
         vitis_hls = shutil.which("vitis_hls", path=env.get("PATH"))
         if vitis_hls is None:
-            missing.append("Vitis HLS not found (XILINX_HLS unset and no vitis_hls on PATH)")
+            missing.append("Vitis HLS not found: XILINX_HLS is not set (or has no "
+                           "bin/vitis_hls) and no vitis_hls is on PATH (source Vitis HLS's "
+                           "settings64.sh)")
     return VivadoStatus(vivado=vivado, vitis_hls=vitis_hls, missing=tuple(missing))

@@ -1,4 +1,9 @@
-"""The bridge between FINN's HW layers and the trained layers recorded at export.
+"""Graph facts every stage shares: layer records, MVAU weights, accumulator ranges, execution.
+
+One piece of code computes each fact (the certificate, the compile passes, verify and rtl all
+call it), so the proof cannot be computed two ways. No I/O: models in, facts out.
+
+The bridge between FINN's HW layers and the trained layers recorded at export:
 
 The export writes one record per MatMul/Conv node, in graph order, to the model's
 ``a2qflow.layers`` metadata. FINN keeps that order through streamlining and conversion (a conv
@@ -19,6 +24,7 @@ from onnx import TensorProto, helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
+from a2qflow import bounds
 from a2qflow.errors import A2QFlowError
 
 LAYERS_KEY = "a2qflow.layers"
@@ -193,3 +199,33 @@ def integer_array(a: np.ndarray, what: str) -> np.ndarray:
     if not np.array_equal(r, a):
         raise AssertionError(f"FINN returned non-integer values for {what}")
     return r.astype(np.int64)
+
+
+CERTIFIED_KEY = "a2qflow.certified"  # metadata: one record per MVAU/VVAU, in graph order
+
+
+def accumulator_extremes(model: ModelWrapper, node: Any) -> bounds.ExactRange:
+    """Per-channel reachable accumulator range of a layer: its weights against its input type."""
+    idt = input_datatype(node)
+    if not idt.is_integer():
+        raise A2QFlowError(
+            f"{node.name} takes {idt.name} inputs; only integer inputs have a finite accumulator",
+            "quantize the layer's input (return_quant_tensor=True upstream)",
+        )
+    if getCustomOp(node).get_nodeattr("binaryXnorMode"):
+        raise A2QFlowError(f"{node.name} is a binary XNOR layer", "a2qflow sizes integer layers")
+    return bounds.exact_accumulator_range(integer_weights(model, node), int(idt.min()),
+                                          int(idt.max()))
+
+
+def read_certified(model: ModelWrapper) -> list[dict[str, Any]]:
+    raw = model.get_metadata_prop(CERTIFIED_KEY)
+    return json.loads(raw) if raw else []
+
+
+def execute_qonnx(model: ModelWrapper, x: np.ndarray) -> np.ndarray:
+    """Run samples one at a time through a QONNX graph (the export has batch size 1)."""
+    from qonnx.core.onnx_exec import execute_onnx
+
+    iname, oname = model.graph.input[0].name, model.graph.output[0].name
+    return np.concatenate([execute_onnx(model, {iname: x[i:i + 1]})[oname] for i in range(len(x))])
