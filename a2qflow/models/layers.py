@@ -10,7 +10,7 @@ import brevitas.nn as qnn
 from torch import nn
 
 from a2qflow.config import ModelSpec, QuantMethod
-from a2qflow.models.recipes import UnitRangeInputQuant, weight_quant_kwargs
+from a2qflow.models.quantizers import UnitRangeInputQuant, weight_quant_kwargs
 
 
 def input_layer(spec: ModelSpec) -> nn.Module:

@@ -15,7 +15,7 @@ from a2qflow import report, sweep
 from a2qflow.config import load_config
 from a2qflow.report.collect import compressed_weight_bits, pareto_front
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 

@@ -1,7 +1,7 @@
 """Generated Verilog against checked-in golden files.
 
 Any change to the templates or the generator shows up as a reviewable diff: after an intended
-change, run `python tests/test_rtl_golden.py` and commit the files it rewrites.
+change, run `python tests/rtl/test_rtl_golden.py` and commit the files it rewrites.
 """
 
 from __future__ import annotations
