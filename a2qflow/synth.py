@@ -90,9 +90,9 @@ def synth_variant(build_dir: Path, variant: dict[str, Any], yosys: Yosys, family
         nodsp = mvau and not record["products_in_dsp"]
         res = synth_cached(path.read_text(), record["module"], family, yosys, nodsp, cache)
         res["kind"] = record["kind"]
-        if mvau:
-            res.update({k: record[k] for k in ("node", "acc_bits", "register_bits", "simd",
-                                               "pe", "res_type")})
+        if mvau:  # what rtl recorded about the layer (node, widths, folding, style, ...)
+            res.update({k: v for k, v in record.items()
+                        if k not in ("module", "file", "kind", "products_in_dsp")})
             res["products"] = "LUT" if nodsp else "DSP48 where Yosys maps"
         return res
 

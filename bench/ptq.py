@@ -51,6 +51,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-train-samples", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--only-existing", action="store_true",
+                   help="train nothing: tabulate the points already in --out")
     return p.parse_args(argv)
 
 
@@ -148,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for p in (int(v) for v in args.acc_bits.split(",") if v):
         for label, fields in variants:
+            if args.only_existing and not (out / f"{label}_p{p}" / "train.json").exists():
+                continue
             print(f"[{label} P={p}]", flush=True)
             spec = ModelSpec(arch=args.arch, quant="a2q+", acc_bits=p, hidden=args.hidden)
             cfg = TrainConfig(float_epochs=0, **{**base, **fields})
