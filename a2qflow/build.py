@@ -54,6 +54,25 @@ def _export(c: BuildConfig, d: Path) -> Any:
     return export.run(d)
 
 
+def _import(c: BuildConfig, d: Path) -> Any:
+    from a2qflow import qonnx_import
+
+    imp = c.imported
+    assert imp is not None  # BuildConfig puts import only in imported builds' stages
+    return qonnx_import.run(Path(imp.model), d, Path(imp.samples) if imp.samples else None,
+                            imp.trained_p)
+
+
+def _import_inputs(c: BuildConfig) -> Any:
+    """The import's settings and the content of the files it reads from outside the build."""
+    imp = c.imported
+    if imp is None:
+        return None
+    files = {k: file_sha256(Path(p)) for k, p in (("model", imp.model),
+                                                  ("samples", imp.samples)) if p}
+    return {"settings": imp.to_dict(), "files": files}
+
+
 def _compile(c: BuildConfig, d: Path) -> Any:
     from a2qflow import compile as compile_stage
 
@@ -99,6 +118,7 @@ class Stage:
 STAGES: tuple[Stage, ...] = (
     Stage("train", _train, lambda c: (c.model.to_dict(), c.train.to_dict())),
     Stage("export", _export, lambda c: None),
+    Stage("import", _import, _import_inputs),
     Stage("compile", _compile, lambda c: (c.hardware.board, _folding_hash(c),
                                           c.hardware.target_fps, c.hardware.acc_bits)),
     Stage("verify", _verify, lambda c: None),
@@ -183,7 +203,7 @@ def _tool_versions(tools: tuple[str, ...]) -> dict[str, str]:
 
 def _fingerprint(stage: Stage, config: BuildConfig, build_dir: Path) -> dict[str, Any]:
     return {"stage": stage.name, "config_hash": config_hash(stage.config(config)),
-            "inputs": layout.input_hashes(build_dir, stage.files.reads),
+            "inputs": layout.input_hashes(build_dir, stage.files.present_inputs(build_dir)),
             "tools": _tool_versions(stage.files.tools), "code": code_hash(stage.files)}
 
 

@@ -205,6 +205,33 @@ def export(build_dir: Path) -> None:
     click.echo(f"wrote {build_dir / 'model.qonnx.onnx'} and {build_dir / 'export.json'}")
 
 
+@cli.command(name="import")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("build_dir", type=click.Path(path_type=Path))
+@click.option("--samples", type=click.Path(path_type=Path), default=None,
+              help=".npz with test inputs x (and labels y); default: generated on the input "
+                   "quantizer's grid")
+@click.option("--trained-p", "trained_p", multiple=True, metavar="LAYER=P",
+              help="the P a layer was trained for (repeatable); unknown otherwise")
+def import_cmd(model: Path, build_dir: Path, samples: Path | None,
+               trained_p: tuple[str, ...]) -> None:
+    """Import a QONNX model a2qflow did not train -> model.qonnx.onnx, import.json, samples."""
+    from a2qflow import qonnx_import
+
+    widths = qonnx_import.parse_trained_p(trained_p)
+    with stage_dir(build_dir, create=True):
+        result = qonnx_import.run(model, build_dir, samples, widths)
+    click.echo(f"{len(result['layers'])} weight layers; samples {result['samples']['kind']}; "
+               f"trained P: {result['training_target']}")
+    for r in result["layers"]:
+        p = "-" if r["acc_bits"] is None else str(r["acc_bits"])
+        click.echo(f"  {r['name']:14s} K {r['k']:5d} in {'s' if r['input_signed'] else 'u'}"
+                   f"{r['input_bits']:<2d} P {p:>3s} exact {r['exact_bits']:>2d} bits, "
+                   f"zeros {r['sparsity']:.0%}")
+    click.echo(f"wrote {build_dir / 'model.qonnx.onnx'}, import.json, samples.npz; next: "
+               f"a2qflow compile {build_dir}")
+
+
 # --- compile / verify / boards / bitstream -----------------------------------------------------
 
 
@@ -261,9 +288,11 @@ def verify(build_dir: Path) -> None:
     with stage_dir(build_dir):
         result = verify_stage.run(build_dir)
     chain = result["chain"]
-    click.echo(f"{chain['samples']} samples: brevitas vs FINN "
-               f"{chain['brevitas_vs_finn']['mismatches']} mismatches, QONNX vs FINN "
-               f"{chain['qonnx_vs_finn']['mismatches']} mismatches")
+    torch_part = ("no torch model (imported)" if chain["brevitas_vs_finn"] is None else
+                  f"brevitas vs FINN {chain['brevitas_vs_finn']['mismatches']} mismatches")
+    click.echo(f"{chain['samples']} samples: {torch_part}, QONNX vs FINN "
+               f"{chain['qonnx_vs_finn']['mismatches']} mismatches"
+               + (f"; accuracy {chain['accuracy']:.2%}" if "accuracy" in chain else ""))
     for w in result["worst_case"]:
         nc = w["negative_control"]
         click.echo(f"  {w['layer']:12s} {w['acc_datatype']:>6s} range {w['observed_range']}: "
@@ -345,12 +374,20 @@ def bitstream(build_dir: Path, board: str | None) -> None:
 hardware_options = dataclass_options(HardwareConfig, rename={"acc_bits": "force_acc_bits"})
 
 
+def qonnx_trained_p(pairs: tuple[str, ...]) -> dict[str, int]:
+    from a2qflow.qonnx_import import parse_trained_p
+
+    return parse_trained_p(pairs)
+
+
 def build_config_from(ctx: click.Context, config: Path | None, name: str | None,
-                      stages: str | None, flags: dict[str, Any]):
+                      stages: str | None, flags: dict[str, Any],
+                      import_settings: dict[str, Any] | None = None):
     """A build config from CONFIG (YAML) with the explicitly given flags on top, or from the
     flags alone when there is no CONFIG. Validated like a config file."""
     from click.core import ParameterSource
 
+    import_settings = import_settings or {}
     if flags.get("compare_acc_bits") == 0:
         flags["compare_acc_bits"] = None
     if config is None:
@@ -372,6 +409,11 @@ def build_config_from(ctx: click.Context, config: Path | None, name: str | None,
             data["train"][key] = value
     if name:
         data["name"] = name
+    if import_settings.get("model"):
+        data["import"] = {"model": str(import_settings["model"]),
+                          "samples": import_settings.get("samples"),
+                          "trained_p": qonnx_trained_p(import_settings.get("trained_p", ()))}
+        data["stages"] = None  # the stages of an imported build, unless --stages says
     if stages:
         data["stages"] = stages.split(",")
     return BuildConfig.from_dict(data, str(config or "command line"))
@@ -383,12 +425,19 @@ def build_config_from(ctx: click.Context, config: Path | None, name: str | None,
               help="default: builds/<name>")
 @click.option("--name", default=None, help="build name (default: the config's, or 'build')")
 @click.option("--stages", default=None, help="comma-separated subset, e.g. train,export")
+@click.option("--model", "model_file", type=click.Path(path_type=Path), default=None,
+              help="build from this QONNX file (a2qflow import) instead of training")
+@click.option("--samples", type=click.Path(path_type=Path), default=None,
+              help="with --model: test inputs (.npz with x, optional y)")
+@click.option("--trained-p", "trained_p", multiple=True, metavar="LAYER=P",
+              help="with --model: the P a layer was trained for (repeatable)")
 @model_options
 @train_options
 @hardware_options
 @click.pass_context
 def build(ctx: click.Context, config: Path | None, build_dir: Path | None, name: str | None,
-          stages: str | None, **flags: Any) -> None:
+          stages: str | None, model_file: Path | None, samples: Path | None,
+          trained_p: tuple[str, ...], **flags: Any) -> None:
     """Run every stage in order, skipping those already up to date.
 
     Settings come from CONFIG (YAML; see configs/) with any flag given here on top, or from
@@ -396,7 +445,9 @@ def build(ctx: click.Context, config: Path | None, build_dir: Path | None, name:
     """
     from a2qflow import build as build_stage
 
-    cfg = build_config_from(ctx, config, name, stages, flags)
+    cfg = build_config_from(ctx, config, name, stages, flags,
+                            {"model": model_file, "samples": str(samples) if samples else None,
+                             "trained_p": trained_p})
     build_dir = build_dir or Path("builds") / cfg.name
     build_stage.run(cfg, build_dir, echo=click.echo)
     click.echo(f"build directory: {build_dir}")

@@ -234,7 +234,37 @@ def max_fps(clock_ns: float) -> float:
     return 1e9 / clock_ns
 
 
-STAGE_ORDER = ("train", "export", "compile", "verify", "rtl", "synth")
+STAGE_ORDER = ("train", "export", "import", "compile", "verify", "rtl", "synth")
+TRAINED_STAGES = ("train", "export", "compile", "verify", "rtl", "synth")
+IMPORTED_STAGES = ("import", "compile", "verify", "rtl", "synth")
+
+
+@dataclass(frozen=True)
+class ImportConfig:
+    """A QONNX model a2qflow did not train (``a2qflow import``): the file, test inputs, and
+    the P each layer was trained for where the user knows it."""
+
+    model: str
+    samples: str | None = None  # .npz with x (and optionally labels y); else generated
+    trained_p: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model:
+            raise A2QFlowError(f"model={self.model!r} is not valid", "give a QONNX .onnx path")
+        if not Path(self.model).is_file():
+            raise A2QFlowError(f"model file {self.model} not found",
+                               "give the path of a QONNX .onnx file")
+        if self.samples is not None and not Path(self.samples).is_file():
+            raise A2QFlowError(f"samples file {self.samples} not found",
+                               "give an .npz with an array 'x' (and optionally labels 'y')")
+        if not isinstance(self.trained_p, dict):
+            raise A2QFlowError("trained_p must be a mapping of layer name to P",
+                               "write trained_p: {fc2: 12}")
+        for name, p in self.trained_p.items():
+            int_in_range(p, f"trained_p.{name}", 2, MAX_ACC_BITS)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -245,9 +275,19 @@ class BuildConfig:
     model: ModelSpec = dataclasses.field(default_factory=ModelSpec)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     hardware: HardwareConfig = dataclasses.field(default_factory=HardwareConfig)
-    stages: tuple[str, ...] = STAGE_ORDER
+    stages: tuple[str, ...] | None = None  # default: every stage of this kind of build
+    imported: ImportConfig | None = None  # set: the model comes from a QONNX file
 
     def __post_init__(self) -> None:
+        kind = IMPORTED_STAGES if self.imported is not None else TRAINED_STAGES
+        if self.stages is None:
+            object.__setattr__(self, "stages", kind)
+        clash = [s for s in self.stages if s in STAGE_ORDER and s not in kind]
+        if clash:
+            raise A2QFlowError(
+                f"stages: {clash[0]!r} does not belong in "
+                + ("an imported build" if self.imported else "a trained build"),
+                f"use stages from {', '.join(kind)}")
         if not isinstance(self.name, str) or not self.name.strip():
             raise A2QFlowError(f"name={self.name!r} is not valid", "use a non-empty build name")
         bad = [s for s in self.stages if s not in STAGE_ORDER]
@@ -258,8 +298,11 @@ class BuildConfig:
             raise A2QFlowError("stages is empty", f"use stages from {', '.join(STAGE_ORDER)}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "model": self.model.to_dict(), "train": self.train.to_dict(),
-                "hardware": self.hardware.to_dict(), "stages": list(self.stages)}
+        out = {"name": self.name, "model": self.model.to_dict(), "train": self.train.to_dict(),
+               "hardware": self.hardware.to_dict(), "stages": list(self.stages)}
+        if self.imported is not None:
+            out["import"] = self.imported.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "config",
@@ -267,16 +310,18 @@ class BuildConfig:
         """Validate a whole build config; paths in it are relative to ``relative_to``."""
         if not isinstance(data, dict):
             raise A2QFlowError(f"{where}: expected a mapping", "see configs/*.yaml for examples")
-        _no_unknown(data, {"name", "model", "train", "hardware", "stages"}, where)
+        _no_unknown(data, {"name", "model", "train", "hardware", "stages", "import"}, where)
         train = dict(_section(data, "train", where))
         hardware = dict(_section(data, "hardware", where))
+        imported = dict(_section(data, "import", where)) if "import" in data else None
         if relative_to is not None:
-            for section, key in ((train, "data_dir"), (hardware, "folding")):
+            for section, key in ((train, "data_dir"), (hardware, "folding"),
+                                 (imported or {}, "model"), (imported or {}, "samples")):
                 value = section.get(key)
                 if isinstance(value, str) and value and not Path(value).is_absolute():
                     section[key] = str((relative_to / value).resolve())
-        stages = data.get("stages", STAGE_ORDER)
-        if isinstance(stages, str) or not isinstance(stages, list | tuple):
+        stages = data.get("stages")
+        if stages is not None and (isinstance(stages, str) or not isinstance(stages, list | tuple)):
             raise A2QFlowError(f"{where}: stages must be a list",
                                f"e.g. stages: [{', '.join(STAGE_ORDER[:2])}]")
         try:
@@ -284,7 +329,9 @@ class BuildConfig:
                        model=_typed(ModelSpec, _section(data, "model", where), f"{where}: model"),
                        train=_typed(TrainConfig, train, f"{where}: train"),
                        hardware=_typed(HardwareConfig, hardware, f"{where}: hardware"),
-                       stages=tuple(stages))
+                       stages=None if stages is None else tuple(stages),
+                       imported=None if imported is None else
+                       _typed(ImportConfig, imported, f"{where}: import"))
         except A2QFlowError as exc:
             if exc.problem.startswith(where):
                 raise

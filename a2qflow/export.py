@@ -27,46 +27,25 @@ import onnx
 import torch
 from brevitas.export import export_qonnx
 from qonnx.core.modelwrapper import ModelWrapper
-from qonnx.custom_op.general.quant import quant
 from qonnx.util.cleanup import cleanup_model
 
 import a2qflow
 from a2qflow import layout
 from a2qflow.artifacts import atomic_path, write_json
 from a2qflow.errors import A2QFlowError
-from a2qflow.graph import LAYERS_KEY, SPEC_KEY, execute_qonnx
+from a2qflow.graph import (
+    LAYERS_KEY,
+    SPEC_KEY,
+    execute_qonnx,
+    requantized_integers,
+    set_proof_metadata,
+    weight_nodes,
+)
 from a2qflow.layout import load_checkpoint, load_samples
 from a2qflow.models.inspect import LayerReport, layer_reports
 
-WEIGHT_OPS = ("MatMul", "Gemm", "Conv")
 LAYER_FIELDS = ("name", "op", "quant", "acc_bits", "input_bits", "input_signed", "weight_bits",
                 "k", "channels", "max_l1", "exact_bits")
-
-
-def weight_nodes(model: ModelWrapper) -> list[tuple[onnx.NodeProto, onnx.NodeProto]]:
-    """(compute node, weight Quant node) pairs in graph order."""
-    pairs = []
-    for node in model.graph.node:
-        if node.op_type in WEIGHT_OPS:
-            producer = model.find_producer(node.input[1])
-            if producer is not None and producer.op_type == "Quant":
-                pairs.append((node, producer))
-    return pairs
-
-
-def _quant_attrs(node: onnx.NodeProto) -> dict[str, Any]:
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-
-
-def requantized_integers(model: ModelWrapper, quant_node: onnx.NodeProto) -> np.ndarray:
-    """The integers a weight Quant node produces, in the initializer's layout."""
-    w, scale, zero_point, bit_width = (model.get_initializer(i) for i in quant_node.input)
-    attrs = _quant_attrs(quant_node)
-    rounding = attrs.get("rounding_mode", b"ROUND")
-    rounding = rounding.decode() if isinstance(rounding, bytes) else rounding
-    out = quant(w, scale, zero_point, bit_width, signed=attrs.get("signed", 1),
-                narrow=attrs.get("narrow", 0), rounding_mode=rounding)
-    return np.round(out / scale + zero_point).astype(np.int64)
 
 
 def _to_onnx_layout(q: np.ndarray, report: LayerReport, onnx_shape: tuple[int, ...]) -> np.ndarray:
@@ -136,8 +115,8 @@ def run(build_dir: Path, max_samples: int | None = None) -> dict[str, Any]:
         finally:
             raw.unlink(missing_ok=True)
         changes = restore_trained_weights(qmodel, reports)
-        qmodel.set_metadata_prop(SPEC_KEY, json.dumps(trained.spec.to_dict()))
-        qmodel.set_metadata_prop(LAYERS_KEY, json.dumps(layer_metadata(reports)))
+        set_proof_metadata(qmodel, SPEC_KEY, json.dumps(trained.spec.to_dict()))
+        set_proof_metadata(qmodel, LAYERS_KEY, json.dumps(layer_metadata(reports)))
         onnx_out = execute_qonnx(qmodel, x)
 
         max_abs = float(np.abs(onnx_out - torch_out).max())

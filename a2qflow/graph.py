@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import onnx
 from onnx import TensorProto, helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
@@ -27,6 +28,7 @@ from qonnx.custom_op.registry import getCustomOp
 from a2qflow import bounds
 from a2qflow.errors import A2QFlowError
 
+WEIGHT_OPS = ("MatMul", "Gemm", "Conv")
 LAYERS_KEY = "a2qflow.layers"
 SPEC_KEY = "a2qflow.spec"
 HW_MATMUL_PREFIXES = ("MVAU", "VVAU")
@@ -229,3 +231,45 @@ def execute_qonnx(model: ModelWrapper, x: np.ndarray) -> np.ndarray:
 
     iname, oname = model.graph.input[0].name, model.graph.output[0].name
     return np.concatenate([execute_onnx(model, {iname: x[i:i + 1]})[oname] for i in range(len(x))])
+
+
+# --- QONNX weight quantizers and the proof metadata -----------------------------------------
+
+
+def weight_nodes(model: ModelWrapper) -> list[tuple[onnx.NodeProto, onnx.NodeProto]]:
+    """(compute node, weight Quant node) pairs in graph order."""
+    pairs = []
+    for node in model.graph.node:
+        if node.op_type in WEIGHT_OPS:
+            producer = model.find_producer(node.input[1])
+            if producer is not None and producer.op_type == "Quant":
+                pairs.append((node, producer))
+    return pairs
+
+
+def quant_attrs(node: onnx.NodeProto) -> dict[str, Any]:
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def requantized_integers(model: ModelWrapper, quant_node: onnx.NodeProto) -> np.ndarray:
+    """The integers a weight Quant node produces, in the initializer's layout."""
+    w, scale, zero_point, bit_width = (model.get_initializer(i) for i in quant_node.input)
+    attrs = quant_attrs(quant_node)
+    rounding = attrs.get("rounding_mode", b"ROUND")
+    rounding = rounding.decode() if isinstance(rounding, bytes) else rounding
+    from qonnx.custom_op.general.quant import quant
+
+    out = quant(w, scale, zero_point, bit_width, signed=attrs.get("signed", 1),
+                narrow=attrs.get("narrow", 0), rounding_mode=rounding)
+    return np.round(out / scale + zero_point).astype(np.int64)
+
+
+def set_proof_metadata(model: ModelWrapper, key: str, value: str) -> None:
+    """Write a proof record at graph level (what qonnx and FINN carry through their passes) and
+    at model level (what onnxruntime's ``custom_metadata_map`` and Netron show)."""
+    model.set_metadata_prop(key, value)
+    entry = next((p for p in model.model.metadata_props if p.key == key), None)
+    if entry is None:
+        entry = model.model.metadata_props.add()
+        entry.key = key
+    entry.value = value

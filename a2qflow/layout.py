@@ -27,6 +27,7 @@ TRAIN_JSON = "train.json"
 SAMPLES = "samples.npz"
 QONNX_MODEL = "model.qonnx.onnx"
 EXPORT_JSON = "export.json"
+IMPORT_JSON = "import.json"  # a model a2qflow did not train: where it came from
 FINN_DIR = "finn"
 CODEGEN_DIR = f"{FINN_DIR}/codegen"
 CERTIFICATE = "certificate.json"
@@ -60,7 +61,8 @@ CODEGEN_MODEL = finn_model("codegen")  # with HLS/RTL sources: where the Vivado 
 # Which command makes each artifact, for "run X first" messages.
 PRODUCER = {
     CHECKPOINT: "a2qflow train", TRAIN_JSON: "a2qflow train", SAMPLES: "a2qflow train",
-    QONNX_MODEL: "a2qflow export", EXPORT_JSON: "a2qflow export",
+    QONNX_MODEL: "a2qflow export (or a2qflow import)", EXPORT_JSON: "a2qflow export",
+    IMPORT_JSON: "a2qflow import",
     CERTIFICATE: "a2qflow compile", ESTIMATES: "a2qflow compile", COMPILE_JSON: "a2qflow compile",
     HW_MODEL: "a2qflow compile", FOLDED_MODEL: "a2qflow compile",
     CODEGEN_MODEL: "a2qflow compile", CODEGEN_DIR: "a2qflow compile",
@@ -76,13 +78,18 @@ PRODUCER = {
 class StageFiles:
     """One stage's declared files. ``module`` is the stage's entry module (its imports, followed
     through the package, are the code it runs); ``assets`` are template/data folders it reads
-    outside the package, relative to the repository."""
+    outside the package, relative to the repository; ``optional`` are inputs hashed when present
+    (a trained build has a checkpoint, an imported one an import record)."""
 
     module: str
     reads: tuple[str, ...]
     writes: tuple[str, ...]
     tools: tuple[str, ...] = ()
     assets: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+
+    def present_inputs(self, build_dir: Path) -> tuple[str, ...]:
+        return self.reads + tuple(n for n in self.optional if (Path(build_dir) / n).exists())
 
 
 STAGE_FILES: dict[str, StageFiles] = {
@@ -90,12 +97,14 @@ STAGE_FILES: dict[str, StageFiles] = {
                         ("torch", "brevitas")),
     "export": StageFiles("a2qflow.export", (CHECKPOINT, SAMPLES), (QONNX_MODEL, EXPORT_JSON),
                          ("brevitas", "qonnx", "onnx")),
+    "import": StageFiles("a2qflow.qonnx_import", (), (QONNX_MODEL, IMPORT_JSON, SAMPLES),
+                         ("qonnx", "onnx")),
     "compile": StageFiles("a2qflow.compile", (QONNX_MODEL,),
                           (CERTIFICATE, ESTIMATES, COMPILE_JSON, HW_MODEL, FOLDED_MODEL,
                            CODEGEN_MODEL), ("finn-plus", "qonnx"), ("boards",)),
-    "verify": StageFiles("a2qflow.verify",
-                         (CHECKPOINT, SAMPLES, QONNX_MODEL, CERTIFICATE, HW_MODEL),
-                         (VERIFY_JSON,), ("finn-plus", "qonnx")),
+    "verify": StageFiles("a2qflow.verify", (SAMPLES, QONNX_MODEL, CERTIFICATE, HW_MODEL),
+                         (VERIFY_JSON,), ("finn-plus", "qonnx"),
+                         optional=(CHECKPOINT, IMPORT_JSON)),
     "rtl": StageFiles("a2qflow.rtl", (CERTIFICATE, SAMPLES, HW_MODEL, FOLDED_MODEL),
                       (RTL_DESIGN, SIM_JSON), ("verilator",), ("hls/verilog", "hls/verilator")),
     "synth": StageFiles("a2qflow.synth",

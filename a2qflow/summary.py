@@ -13,10 +13,20 @@ def _load(path: Path) -> Any:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _imported(build_dir: Path) -> dict[str, Any] | None:
+    """An imported build's layers in train.json's shape (no accuracy without labels)."""
+    imported = _load(build_dir / layout.IMPORT_JSON)
+    if imported is None:
+        return None
+    verify = _load(build_dir / layout.VERIFY_JSON) or {}
+    return {"float_test_acc": None, "quant_test_acc": (verify.get("chain") or {}).get("accuracy"),
+            "recipe": "imported", "layers": imported["layers"]}
+
+
 def summarize(build_dir: Path) -> dict[str, Any]:
     """Accuracy, per-layer widths and resources of a build; absent stages give None."""
     build_dir = Path(build_dir)
-    train = _load(build_dir / layout.TRAIN_JSON)
+    train = _load(build_dir / layout.TRAIN_JSON) or _imported(build_dir)
     out: dict[str, Any] = {
         "float_acc": train and train["float_test_acc"],
         "acc": train and train["quant_test_acc"],

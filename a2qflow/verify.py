@@ -55,31 +55,37 @@ def run(build_dir: Path, max_samples: int = MAX_SAMPLES) -> dict[str, Any]:
     build_dir = Path(build_dir)
     t0 = time.perf_counter()
     files = layout.stage_files("verify")
-    inputs = layout.input_hashes(build_dir, files.reads)
+    inputs = layout.input_hashes(build_dir, files.present_inputs(build_dir))
     cert = layout.read_artifact(build_dir, layout.CERTIFICATE)
     hw = layout.load_onnx(build_dir, layout.HW_MODEL)
     qonnx_model = layout.load_onnx(build_dir, layout.QONNX_MODEL)
-    trained = layout.load_checkpoint(build_dir / layout.CHECKPOINT)
-    x = layout.load_samples(build_dir)["x"][:max_samples]
+    imported = "import.json" in inputs and "checkpoint.pt" not in inputs
+    trained = None if imported else layout.load_checkpoint(build_dir / layout.CHECKPOINT)
+    samples = layout.load_samples(build_dir)
+    x = samples["x"][:max_samples]
 
     consistency = certificate_consistency(cert, hw)
     if consistency:  # refuse before the expensive checks: no record of the width can be trusted
         _refuse({"stage": "verify", "ok": False, "inputs": inputs,
                  "certificate_consistency": consistency}, build_dir, consistency)
-    brevitas_int = brevitas_int_outputs(trained.model, x)
     finn_int, finn_out = finn_outputs(hw, x)
     qonnx_out = qonnx_outputs(qonnx_model, x)
     qonnx_int, off_grid = integers_from_scaled(qonnx_out, output_scale(hw))
     chain = {
         "samples": len(x),
-        "brevitas_vs_finn": compare(brevitas_int, finn_int),
+        "reference": ("an imported model: no torch model, QONNX execution is the reference"
+                      if imported else "brevitas integers from checkpoint.pt"),
+        "brevitas_vs_finn": (None if imported
+                             else compare(brevitas_int_outputs(trained.model, x), finn_int)),
         "qonnx_vs_finn": compare(qonnx_int, finn_int),
         "qonnx_max_distance_to_integer": off_grid,
         "float_max_abs_diff_qonnx_vs_finn": float(np.abs(qonnx_out - finn_out).max()),
         "argmax_agreement": float((qonnx_out.argmax(1) == finn_out.argmax(1)).mean()),
     }
     worst = worst_case_checks(hw)
-    ok = (chain["brevitas_vs_finn"]["mismatches"] == 0
+    if "y" in samples:
+        chain["accuracy"] = float((finn_out.argmax(1) == samples["y"][:len(x)]).mean())
+    ok = ((imported or chain["brevitas_vs_finn"]["mismatches"] == 0)
           and chain["qonnx_vs_finn"]["mismatches"] == 0
           and off_grid <= INTEGER_TOLERANCE
           and all(w["contained"] and w["negative_control"]["detected"] for w in worst))

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -356,6 +357,48 @@ CASES: list[Case] = [
          r"cannot write to build directory", state="unwritable"),
     Case("build-locked", ("build", "--build-dir", "{B}", "--stages", "train"),
          r"in use by pid \d+", state="exported", hold_lock=True),
+    # --- import ------------------------------------------------------------------------------
+    Case("import-missing-file", ("import", "{T}/none.onnx", "{B}"), r"model file .* not found"),
+    Case("import-truncated", ("import", "{T}/m.onnx", "{B}"), r"is not a readable ONNX model",
+         prepare=lambda b, t: _foreign_onnx(t / "m.onnx", truncate=True)),
+    Case("import-not-onnx", ("import", "{T}/m.onnx", "{B}"), r"is not a readable ONNX model",
+         prepare=write("m.onnx", "name: not onnx\n", where="T")),
+    Case("import-float-onnx", ("import", "{T}/m.onnx", "{B}"),
+         r"float ONNX model: it has no QONNX Quant nodes", prepare=lambda b, t: _float_onnx(t)),
+    Case("import-unmappable-op", ("import", "{T}/m.onnx", "{B}"),
+         r"FINN cannot map head \(Softmax\)",
+         prepare=lambda b, t: _foreign_onnx(t / "m.onnx", softmax=True)),
+    Case("import-trained-p-format", ("import", "{T}/m.onnx", "{B}", "--trained-p", "fc2"),
+         r"--trained-p 'fc2' is not LAYER=P",
+         prepare=lambda b, t: _foreign_onnx(t / "m.onnx")),
+    Case("import-trained-p-range", ("import", "{T}/m.onnx", "{B}", "--trained-p", "fc2=99"),
+         r"--trained-p fc2=99 is not valid", prepare=lambda b, t: _foreign_onnx(t / "m.onnx")),
+    Case("import-trained-p-unknown-layer", ("import", "{T}/m.onnx", "{B}", "--trained-p",
+                                            "fc9=12"),
+         r"names unknown layers: fc9.*\n.*fc1, fc2", prepare=lambda b, t: _foreign_onnx(
+             t / "m.onnx")),
+    Case("import-trained-p-too-narrow", ("import", "{T}/m.onnx", "{B}", "--trained-p", "fc1=8"),
+         r"layer fc1 .* need \d+ accumulator bits, more than the --trained-p 8",
+         prepare=lambda b, t: _foreign_onnx(t / "m.onnx")),
+    Case("import-samples-missing", ("import", "{T}/m.onnx", "{B}", "--samples", "{T}/s.npz"),
+         r"samples file .* not found", prepare=lambda b, t: _foreign_onnx(t / "m.onnx")),
+    Case("import-samples-no-x", ("import", "{T}/m.onnx", "{B}", "--samples", "{T}/s.npz"),
+         r"has no array 'x'", prepare=lambda b, t: (_foreign_onnx(t / "m.onnx"),
+                                                    np.savez(t / "s.npz", inputs=np.zeros(3)))),
+    Case("import-samples-wrong-shape", ("import", "{T}/m.onnx", "{B}", "--samples",
+                                        "{T}/s.npz"),
+         r"samples have shape \[3\] per input but the model takes \[4\]",
+         prepare=lambda b, t: (_foreign_onnx(t / "m.onnx"),
+                               np.savez(t / "s.npz", x=np.zeros((2, 3), np.float32)))),
+    Case("import-over-a-trained-build", ("import", "{T}/m.onnx", "{B}"),
+         r"holds a model a2qflow trained \(checkpoint.pt\)", state="exported",
+         prepare=lambda b, t: _foreign_onnx(t / "m.onnx")),
+    Case("build-model-missing", ("build", "--model", "{T}/none.onnx", "--build-dir", "{B}"),
+         r"import: model file .*none.onnx not found"),
+    Case("build-model-with-train-stage", ("build", "--model", "{T}/m.onnx", "--stages",
+                                          "train,compile", "--build-dir", "{B}"),
+         r"'train' does not belong in an imported build",
+         prepare=lambda b, t: _foreign_onnx(t / "m.onnx")),
     # --- sweep, bounds, report -------------------------------------------------------------
     Case("sweep-bad-widths", ("sweep", "{T}/c.yaml", "--acc-bits", "a,b", "--out", "{B}"),
          r"is not a list of integers", prepare=yaml_config(GOOD_MODEL)),
@@ -371,6 +414,53 @@ CASES: list[Case] = [
     Case("compare-missing-build", ("compare", "{B}", "{T}/other"), r"not a build directory",
          state="exported"),
 ]
+
+
+def _foreign_onnx(path: Path, truncate: bool = False, softmax: bool = False) -> None:
+    """A 4-8-3 MLP exported by brevitas alone (layers fc1, fc2)."""
+    import warnings
+
+    import brevitas.nn as qnn
+    from brevitas.export import export_qonnx
+    from brevitas.quant import Uint8ActPerTensorFloat
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat,
+                                         return_quant_tensor=True)
+            self.fc1 = qnn.QuantLinear(4, 8, bias=False, weight_bit_width=4)
+            self.act = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
+            self.fc2 = qnn.QuantLinear(8, 3, bias=False, weight_bit_width=4)
+
+        def forward(self, x):
+            return self.fc2(self.act(self.fc1(self.inp(x))))
+
+    torch.manual_seed(0)
+    model = Tiny().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model(torch.rand(1, 4))
+        export_qonnx(model, input_t=torch.rand(1, 4), export_path=str(path), dynamo=False)
+    if softmax:
+        import onnx
+
+        proto = onnx.load(str(path))
+        proto.graph.node.append(onnx.helper.make_node(
+            "Softmax", [proto.graph.output[0].name], ["probs"], name="head"))
+        proto.graph.output[0].name = "probs"
+        onnx.save(proto, str(path))
+    if truncate:
+        path.write_bytes(path.read_bytes()[:300])
+
+
+def _float_onnx(tmp: Path) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(torch.nn.Linear(4, 2), torch.rand(1, 4), str(tmp / "m.onnx"),
+                          dynamo=False)
 
 
 def _strip_metadata(path: Path) -> None:

@@ -6,6 +6,7 @@ import json
 import warnings
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from brevitas.export import export_qonnx
@@ -39,6 +40,14 @@ def test_metadata_carries_the_proof(trained_build, quant):
     assert [r["acc_bits"] for r in layers] == [None, 12, 12, None]
     assert [r["input_bits"] for r in layers] == [8, 4, 4, 4]
     assert all(r["exact_bits"] <= 12 for r in layers if r["acc_bits"])
+
+
+def test_the_proof_is_also_model_level_metadata(trained_build):
+    """onnxruntime's custom_metadata_map and Netron read ModelProto.metadata_props."""
+    path = trained_build(quant="a2q+", acc_bits=12) / "model.qonnx.onnx"
+    model_level = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert json.loads(model_level[LAYERS_KEY])[1]["acc_bits"] == 12
+    assert json.loads(model_level[SPEC_KEY])["quant"] == "a2q+"
 
 
 @pytest.mark.parametrize("quant", ["a2q", "a2q+"])

@@ -56,8 +56,11 @@ def load_build(path: Path, name: str | None = None) -> BuildView:
     path = Path(path)
     train = _read(path / "train.json")
     if train is None:
-        raise A2QFlowError(f"{path} is not a build directory (no train.json)",
-                           "pass a build directory or a sweep directory (with sweep.json)")
+        imported = _read(path / "import.json")
+        if imported is None:
+            raise A2QFlowError(f"{path} is not a build directory (no train.json or import.json)",
+                               "pass a build directory or a sweep directory (with sweep.json)")
+        train = _as_trained(imported, _read(path / "verify.json"))
     s = summarize(path)
     view = BuildView(name=name or path.name, path=path, spec=train["spec"], acc=s["acc"],
                      float_acc=s["float_acc"], layers=train["layers"],
@@ -66,6 +69,16 @@ def load_build(path: Path, name: str | None = None) -> BuildView:
                      warnings=list((s.get("estimates") or {}).get("warnings", [])))
     _attach_resources(view, s)
     return view
+
+
+def _as_trained(imported: dict[str, Any], verify: dict[str, Any] | None) -> dict[str, Any]:
+    """What the report needs from train.json, for a model a2qflow did not train."""
+    widths = [r["acc_bits"] for r in imported["layers"] if r["acc_bits"] is not None]
+    accuracy = ((verify or {}).get("chain") or {}).get("accuracy")
+    return {"spec": {"quant": "imported", "acc_bits": max(widths) if widths else None,
+                     "arch": Path(imported["source"]["path"]).name},
+            "quant_test_acc": accuracy, "float_test_acc": None, "layers": imported["layers"],
+            "config": {"method": "imported"}}
 
 
 def _method(train: dict[str, Any]) -> str:
