@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import torch
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -126,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown method {unknown[0]!r}; use {', '.join(METHODS)}", file=sys.stderr)
         return 2
     out = Path(args.out)
+    torch.set_num_threads(args.threads)
     base = dict(dataset=args.dataset, data_dir=args.data_dir, batch_size=args.batch_size,
                 seed=args.seed, num_threads=args.threads,
                 max_train_samples=args.max_train_samples)
@@ -161,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    {acc}, exact {row.get('exact_bits')}, {row.get('seconds')} s",
                   flush=True)
     total = time.time() - t0
+    if args.only_existing:  # nothing ran here: the time the points themselves took
+        total = f["seconds"] + sum(r.get("seconds") or 0.0 for r in rows)
     title = f"{args.arch.upper()} W4A4 on {args.dataset}"
     plot(rows, float_acc, out / "ptq.png", title)
     m = machine()
