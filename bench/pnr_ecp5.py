@@ -5,8 +5,9 @@ Each build directory must have been taken through ``a2qflow rtl`` with ``--compa
 (``a2qflow demo`` and the TFC configs do). For each, ``a2qflow.pnr.run`` wraps the Verilog in
 the P&R harness, synthesizes it with Yosys synth_ecp5, places and routes it with nextpnr-ecp5 at
 the board's clock (seeded) and packs the bitstream, for both variants. The P&R runs from a
-fresh cache (``--cache``) so the times are real. Prints a markdown table and writes it with
-every pnr.json, the command and the machine to ``--out``.
+fresh cache unless ``--cache`` names one (a cached variant keeps the times of its own run).
+Prints a markdown table and writes it with every pnr.json, the command and the machine to
+``--out``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("builds", nargs="+", type=Path)
     ap.add_argument("--board", default="ulx3s-85f")
-    ap.add_argument("--compare-acc-bits", type=int, default=32)
+    ap.add_argument("--compare-acc-bits", type=int, default=32,
+                    help="0: the certified variant only (a later run with the same --cache "
+                         "reuses it)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--clock-mhz", type=float, default=None,
                     help="P&R target instead of the board's clock")
@@ -58,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         cache = args.cache or Path(fresh)
         for build in args.builds:
             t0 = time.perf_counter()
-            result = pnr.run(build, seed=args.seed, compare_acc_bits=args.compare_acc_bits,
+            result = pnr.run(build, seed=args.seed,
+                             compare_acc_bits=args.compare_acc_bits or None,
                              board=args.board, clock_mhz=args.clock_mhz, cache_dir=cache)
             result["bench_seconds"] = round(time.perf_counter() - t0, 1)
             docs[str(build)] = result
