@@ -13,7 +13,7 @@ MNIST_DIR ?= data/mnist
 CIFAR_DIR ?= data/cifar10
 
 .PHONY: help install demo test lint bench-train bench-accuracy clean \
-        tfc-w2a2 tfc-w4a4 tfc-w8a8 cnv-w4a4 sweep-tfc report
+        tfc-w2a2 tfc-w4a4 tfc-w8a8 tfc-w4a4-unrolled cnv-w4a4 sweep-tfc report
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9 -]+:.*## ' $(MAKEFILE_LIST) \
@@ -54,6 +54,9 @@ demo: install  ## the default job: TFC W4A4 A2Q+ P=12 on digits, every stage, in
 	$(A2Q) demo --build-dir build/demo
 
 tfc-w2a2 tfc-w4a4 tfc-w8a8: install  ## build TFC on MNIST into builds/<name> (MNIST_DIR=...)
+	$(A2Q) build configs/$@.yaml --data-dir $(MNIST_DIR)
+
+tfc-w4a4-unrolled: install  ## TFC W4A4 A2Q+ P=16 everywhere, every layer unrolled (low latency; MNIST_DIR=...)
 	$(A2Q) build configs/$@.yaml --data-dir $(MNIST_DIR)
 
 cnv-w4a4: install  ## build CNV W4A4 on CIFAR-10 into builds/cnv-w4a4 (CIFAR_DIR=...; GPU advised)

@@ -160,6 +160,27 @@ def worst_case_inputs(
     return x_max, x_min
 
 
+def term_range(q: int, x_lo: int, x_hi: int) -> tuple[int, int]:
+    """Range of one product ``q * x`` for ``x`` in ``[x_lo, x_hi]`` (a constant weight)."""
+    a, b = int(q) * int(x_lo), int(q) * int(x_hi)
+    return min(a, b), max(a, b)
+
+
+def sum_range(*ranges: tuple[int, int]) -> tuple[int, int]:
+    """Range of a sum of independent terms: the sum of their lows and of their highs.
+
+    Exact (attained) when the terms depend on disjoint inputs, as in an adder tree over the
+    products of one channel; an upper bound on the range otherwise."""
+    return sum(int(r[0]) for r in ranges), sum(int(r[1]) for r in ranges)
+
+
+def channel_exact_bits(weights: np.ndarray, input_bits: int, input_signed: bool) -> list[int]:
+    """Per output channel, the smallest signed width holding its reachable accumulator values.
+
+    Their maximum is :func:`exact_accumulator_bits`; an all-zero channel needs 1 bit."""
+    return exact_accumulator_range(weights, *input_range(input_bits, input_signed)).channel_bits
+
+
 def _as_int_matrix(weights: np.ndarray) -> np.ndarray:
     w = np.asarray(weights)
     if w.ndim == 1:

@@ -147,3 +147,25 @@ def test_limit_below_one_admits_no_nonzero_weight():
 def test_non_integer_weights_are_rejected():
     with pytest.raises(ValueError, match="integer"):
         bounds.exact_accumulator_bits(np.array([0.5, 1.0]), 4, False)
+
+
+@given(q=small_weights, fmt=input_formats)
+@settings(max_examples=60, deadline=None)
+def test_sum_of_term_ranges_is_the_exact_range(q, fmt):
+    bits, signed = fmt
+    x_lo, x_hi = bounds.input_range(bits, signed)
+    lo, hi = bounds.sum_range(*(bounds.term_range(w, x_lo, x_hi) for w in q))
+    assert (lo, hi) == brute_force_range(np.array(q), bits, signed)
+
+
+@given(q=st.lists(small_weights.filter(lambda r: len(r) == 3), min_size=1, max_size=4),
+       fmt=input_formats)
+@settings(max_examples=60, deadline=None)
+def test_channel_exact_bits_per_channel_and_their_maximum(q, fmt):
+    bits, signed = fmt
+    w = np.array(q)
+    per = bounds.channel_exact_bits(w, bits, signed)
+    assert len(per) == len(q)
+    for row, b in zip(w, per, strict=True):
+        assert b == bounds.signed_bits_for_range(*brute_force_range(row, bits, signed))
+    assert max(per) == bounds.exact_accumulator_bits(w, bits, signed)

@@ -98,6 +98,11 @@ def _layer_entry(model: ModelWrapper, node: Any, rec: LayerRecord,
         "datatype_bound": {"classic": classic, "tight": tight},
         "exact_range": [int(rng.lo.min()), int(rng.hi.max())],
         "exact_bits": exact,
+        # per output channel: what an unrolled MVAU (one accumulator per channel) builds;
+        # the layer's exact width is their maximum
+        "channel_exact_bits": rng.channel_bits,
+        "channel_exact_ranges": [[int(lo), int(hi)] for lo, hi in zip(rng.lo, rng.hi,
+                                                                      strict=True)],
         "chosen": f"INT{chosen}",
         "chosen_bits": chosen,
         "forced": forced is not None,

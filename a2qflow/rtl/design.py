@@ -55,6 +55,22 @@ class MVAULayer:
     in_tensor: str = ""
     out_tensor: str = ""
     res_type: str = "auto"  # FINN's resType for the products: "lut", "dsp" or "auto"
+    # unrolled layers (SIMD = MW, PE = MH) only: who builds the adder graph, how wide its
+    # nodes are ("exact" per node, or "uniform" at acc_bits), and by how many bits every
+    # channel's root is narrowed (the negative control)
+    generator: str = "a2qflow"
+    widths: str = "exact"
+    root_trim: int = 0
+
+    @property
+    def style(self) -> str:
+        """``unrolled`` when FINN's folding asks for a whole vector per clock, else ``folded``."""
+        return "unrolled" if self.simd == self.mw and self.pe == self.mh else "folded"
+
+    @property
+    def channel_bits(self) -> list[int]:
+        """Each output channel's exact accumulator width (the layer's is their maximum)."""
+        return bounds.channel_exact_bits(self.weights, self.input_bits, self.input_signed)
 
     @property
     def sf(self) -> int:
@@ -97,7 +113,7 @@ class MVAULayer:
                                                               int(self.thresholds.max())))
         out_bits = self.output_bits if self.thresholds is not None else bits
         return dataclasses.replace(self, acc_bits=bits, register_bits=register,
-                                   output_bits=out_bits)
+                                   output_bits=out_bits, widths="uniform")
 
     def accumulator_probe(self, bits: int) -> MVAULayer:
         """The layer without its activation, outputting its ``bits``-wide accumulator.
@@ -132,6 +148,11 @@ class Design:
         if bits is None:
             return self
         return dataclasses.replace(self, layers=[lay.at_width(bits) for lay in self.layers])
+
+    def with_generator(self, generator: str) -> Design:
+        """Unrolled layers built by ``generator`` (``a2qflow`` or ``da4ml``)."""
+        return dataclasses.replace(self, layers=[dataclasses.replace(lay, generator=generator)
+                                                 for lay in self.layers])
 
 
 def read_design(build_dir: Path) -> Design:

@@ -16,6 +16,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
+from a2qflow.rtl import unrolled
 from a2qflow.rtl.design import Design, MVAULayer
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "hls" / "verilog"
@@ -30,6 +31,7 @@ class Rendered:
     files: dict[str, str] = field(default_factory=dict)
     layer_modules: list[str] = field(default_factory=list)  # one per MVAU, in order
     glue_modules: list[str] = field(default_factory=list)  # FIFOs and width converters
+    layer_facts: list[dict[str, object]] = field(default_factory=list)  # one per MVAU
 
     def module_text(self, module: str) -> str:
         return self.files[f"{module}.v"]
@@ -97,6 +99,8 @@ def threshold_words(layer: MVAULayer) -> list[list[str]]:
 
 def render_layer(layer: MVAULayer, module: str, env: jinja2.Environment | None = None) -> str:
     env = env or environment()
+    if layer.style == "unrolled":
+        return render_unrolled(layer, module, env)[0]
     ib = layer.input_bits
     if layer.input_signed:
         xsel = [f"$signed(x1[{s * ib} +: {ib}])" for s in range(layer.simd)]
@@ -116,6 +120,53 @@ def render_layer(layer: MVAULayer, module: str, env: jinja2.Environment | None =
         "act_val": f"{ob}'d{layer.act_val % (1 << ob)}",
     }
     return env.get_template("mvau.v.j2").render(**ctx)
+
+
+def layer_netlist(layer: MVAULayer) -> unrolled.Netlist:
+    """The adder graph of an unrolled layer, as its generator builds it."""
+    return unrolled.build_netlist(
+        layer.weights, layer.input_bits, layer.input_signed, layer.generator,
+        uniform_bits=layer.acc_bits if layer.widths == "uniform" else None,
+        root_trim=layer.root_trim)
+
+
+def render_unrolled(layer: MVAULayer, module: str, env: jinja2.Environment | None = None
+                    ) -> tuple[str, dict[str, object]]:
+    """A fully unrolled layer (SIMD = MW, PE = MH): Verilog and the facts design.json records."""
+    env = env or environment()
+    net = layer_netlist(layer)
+    ib = layer.input_bits
+    if layer.input_signed:
+        inputs = [f"$signed(s_axis_tdata[{i * ib} +: {ib}])" for i in range(layer.mw)]
+    else:
+        inputs = [f"$signed({{1'b0, s_axis_tdata[{i * ib} +: {ib}]}})" for i in range(layer.mw)]
+    channels = []
+    for c, root in enumerate(net.roots):
+        ge = ([] if layer.thresholds is None
+              else unrolled.comparators(f"acc{c}", root, layer.thresholds[c]))
+        channels.append({"bits": root.bits, "expr": unrolled.root_expr(root), "ge": ge})
+    ob = layer.output_bits
+    label = net.generator if net.generator == "a2qflow" else (
+        f"da4ml {unrolled.da4ml_version()} (CMVM graph rendered by a2qflow)")
+    text = env.get_template("mvau_unrolled.v.j2").render(
+        module=module, l=layer, net=net, version=version("a2qflow"), generator_label=label,
+        root_trim=layer.root_trim, inputs=inputs, x_bits=ib + (0 if layer.input_signed else 1),
+        nodes=[{"name": n.name, "bits": n.bits, "expr": unrolled.node_expr(n)}
+               for n in net.nodes],
+        channels=channels, steps=0 if layer.thresholds is None else layer.thresholds.shape[1],
+        act_val=f"{ob}'d{layer.act_val % (1 << ob)}")
+    facts = unrolled.layer_facts(net)
+    facts["generator_label"] = label
+    return text, facts
+
+
+def render_any_layer(layer: MVAULayer, module: str, env: jinja2.Environment
+                     ) -> tuple[str, dict[str, object]]:
+    """Either style, with the facts design.json records (style, non-zero weights, ...)."""
+    if layer.style == "unrolled":
+        return render_unrolled(layer, module, env)
+    return render_layer(layer, module, env), {
+        "style": "folded", "nonzero_weights": int(np.count_nonzero(layer.weights))}
 
 
 def fifo_depth(producer: MVAULayer) -> int:
@@ -159,8 +210,10 @@ def render_design(design: Design, top: str = "a2q_top", prefix: str = "") -> Ren
 
     for i, layer in enumerate(design.layers):
         name = module_name(f"{prefix}{layer.name}")
-        add(name, render_layer(layer, name, env), "mvau", layer.in_width)
+        text, facts = render_any_layer(layer, name, env)
+        add(name, text, "mvau", layer.in_width)
         out.layer_modules.append(name)
+        out.layer_facts.append(facts)
         if i + 1 == len(design.layers):
             break
         nxt, bits = design.layers[i + 1], layer.output_bits

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from a2qflow import bounds, layout
 from a2qflow.artifacts import replace_dir, write_json, write_text
 from a2qflow.errors import A2QFlowError
 from a2qflow.graph import execute_mvau, hw_matmul_nodes
-from a2qflow.rtl import sim
+from a2qflow.rtl import sim, unrolled
 from a2qflow.rtl.design import Design, MVAULayer, read_design
 from a2qflow.rtl.generate import Rendered, module_name, render_design, render_layer
 from a2qflow.tools.verilator import Verilator
@@ -36,20 +37,26 @@ FAILED_DIR = "rtl.failed"  # logs and sources of a failed run, for the user to i
 
 
 def run(build_dir: Path, max_images: int = MAX_IMAGES,
-        compare_acc_bits: int | None = None) -> dict[str, Any]:
+        compare_acc_bits: int | None = None,
+        generator: str = unrolled.DEFAULT_GENERATOR) -> dict[str, Any]:
     """Write ``rtl/`` (Verilog, ``design.json``) and ``sim.json`` for the compiled build.
 
     ``compare_acc_bits`` also renders the same network with every accumulator that wide into
-    ``rtl/acc<N>/`` (for synth's comparison; not simulated, and labelled so). A failed run
+    ``rtl/acc<N>/`` (for synth's comparison; not simulated, and labelled so). Layers folded
+    with SIMD = MW and PE = MH are fully unrolled; ``generator`` (``a2qflow`` or ``da4ml``)
+    builds their adder graphs, and design.json records it per layer. A failed run
     leaves ``rtl/`` and ``sim.json`` as they were and writes ``sim.failed.json`` and
     ``rtl.failed/`` (sources, testbench, logs) instead.
     """
     build_dir = Path(build_dir).resolve()
     t0 = time.perf_counter()
+    if generator not in unrolled.GENERATORS:
+        raise A2QFlowError(f"unknown unrolled generator {generator!r}",
+                           f"use one of {', '.join(unrolled.GENERATORS)}")
     if compare_acc_bits is not None:
         int_in_range(compare_acc_bits, "compare_acc_bits", 2, bounds.MAX_ACC_BITS)
     inputs = layout.input_hashes(build_dir, layout.stage_files("rtl").reads)
-    design = read_design(build_dir)
+    design = read_design(build_dir).with_generator(generator)
     verilator = Verilator()
     rendered = render_design(design, top=TOP)
     variants = {"certified": rendered}
@@ -111,6 +118,18 @@ def worst_case_groups(layer: MVAULayer, module: str, node: Any, hw: ModelWrapper
     groups = [sim.Group(f"{layer.name}/layer", module, inp,
                         sim.Port(layer.pe, layer.output_bits, layer.output_signed, layer.mh),
                         vectors, execute_mvau(hw, node, vectors), stress=True)]
+    if layer.style == "unrolled":
+        # one accumulator per channel at its exact width; the control narrows every
+        # channel's root by one bit (outputs sign-extended to the layer's width)
+        probe = layer.accumulator_probe(layer.acc_bits)
+        probes = (("accumulator", probe, "a"), ("narrower", replace(probe, root_trim=1), "n"))
+        for tag, lay, suffix in probes:
+            name = module_name(f"probe_{layer.name}_{suffix}")
+            sources[f"{name}.v"] = render_layer(lay, name)
+            groups.append(sim.Group(f"{layer.name}/{tag}", name, inp,
+                                    sim.Port(layer.pe, layer.acc_bits, True, layer.mh),
+                                    vectors, acc, stress=True))
+        return groups
     for tag, bits in (("accumulator", layer.acc_bits), ("narrower", layer.acc_bits - 1)):
         probe = layer.accumulator_probe(bits)
         name = module_name(f"probe_{layer.name}_a{bits}")
@@ -119,6 +138,23 @@ def worst_case_groups(layer: MVAULayer, module: str, node: Any, hw: ModelWrapper
                                 sim.Port(layer.pe, bits, True, layer.mh), vectors, acc,
                                 stress=True))
     return groups
+
+
+def channel_controls(layer: MVAULayer, result: sim.GroupResult,
+                     expected: np.ndarray) -> dict[str, Any]:
+    """Per channel of an unrolled layer: did narrowing its root by one bit mismatch on one of
+    its two worst-case vectors (rows c and MH + c)? A channel whose exact width is 1 bit
+    (constant zero) cannot be narrowed and is not counted."""
+    bits = layer.channel_bits
+    rows = np.arange(layer.mh)
+    bad = (result.outputs[rows, rows] != expected[rows, rows]) | (
+        result.outputs[layer.mh + rows, rows] != expected[layer.mh + rows, rows])
+    controlled = [c for c in range(layer.mh) if bits[c] > 1]
+    missed = [c for c in controlled if not bad[c]]
+    return {"channel_bits": bits, "narrowed_bits": [b - 1 if b > 1 else b for b in bits],
+            "channels_controlled": len(controlled), "channels_detected":
+            len(controlled) - len(missed), "undetected_channels": missed,
+            "constant_channels": [c for c in range(layer.mh) if bits[c] <= 1]}
 
 
 def sim_report(design: Design, groups: list[sim.Group], results: list[sim.GroupResult],
@@ -136,17 +172,24 @@ def sim_report(design: Design, groups: list[sim.Group], results: list[sim.GroupR
         g_a, r_a = by_label[f"{layer.name}/accumulator"]
         g_n, r_n = by_label[f"{layer.name}/narrower"]
         narrow = r_n.compare(g_n.expected)
+        control = {"acc_bits": layer.acc_bits - 1, **narrow,
+                   "detected": narrow["mismatches"] != 0}
+        if layer.style == "unrolled":
+            per = channel_controls(layer, r_n, g_n.expected)
+            control.update(per, per_channel=True,
+                           detected=per["channels_detected"] == per["channels_controlled"]
+                           and narrow["mismatches"] != 0)
         entry = {
             "node": layer.name, "mw": layer.mw, "mh": layer.mh, "simd": layer.simd,
-            "pe": layer.pe, "acc_bits": layer.acc_bits, "exact_bits": layer.exact_bits,
+            "pe": layer.pe, "style": layer.style, "acc_bits": layer.acc_bits,
+            "exact_bits": layer.exact_bits,
             "register_bits": layer.register_bits, "cycles_per_vector": layer.cycles,
             "finn_cycle_estimate": finn_cycles.get(layer.name),
             "worst_case": {
                 "vectors": int(len(g_l.vectors)),
                 "layer_output": r_l.compare(g_l.expected),
                 "accumulator": r_a.compare(g_a.expected),
-                "negative_control": {"acc_bits": layer.acc_bits - 1, **narrow,
-                                     "detected": narrow["mismatches"] != 0},
+                "negative_control": control,
             },
         }
         wc = entry["worst_case"]
@@ -181,12 +224,17 @@ def finn_cycle_estimates(design: Design) -> dict[str, int]:
 def module_records(rendered: Rendered, design: Design) -> list[dict[str, Any]]:
     """What synth needs to know about each module it reads back from ``rtl/``."""
     records = []
-    for module, layer in zip(rendered.layer_modules, design.layers, strict=True):
+    for module, layer, facts in zip(rendered.layer_modules, design.layers,
+                                    rendered.layer_facts, strict=True):
+        unrolled_layer = layer.style == "unrolled"
         records.append({"module": module, "file": f"{module}.v", "kind": "mvau",
                         "node": layer.name, "acc_bits": layer.acc_bits,
                         "register_bits": layer.register_bits, "simd": layer.simd,
-                        "pe": layer.pe, "res_type": layer.res_type,
-                        "products_in_dsp": layer.products_in_dsp})
+                        "pe": layer.pe, "mw": layer.mw, "mh": layer.mh,
+                        "weights": layer.mw * layer.mh, "res_type": layer.res_type,
+                        # constant products of an unrolled layer are shift-adds, never DSP48s
+                        "products_in_dsp": layer.products_in_dsp and not unrolled_layer,
+                        **facts})
     records += [{"module": m, "file": f"{m}.v", "kind": "glue"} for m in rendered.glue_modules]
     return records
 
