@@ -90,6 +90,9 @@ def _layer_entry(model: ModelWrapper, node: Any, rec: LayerRecord,
         "export_input": {"bits": rec.input_bits, "signed": rec.input_signed},
         "weight_bits": rec.weight_bits,
         "trained_p": rec.acc_bits,
+        "training_target": ("checked: exact <= trained P" if rec.acc_bits is not None else
+                            "none checked: imported without a trained P" if rec.quant == "imported"
+                            else "none: the layer was trained unconstrained"),
         "max_l1": l1,
         "zero_centred": zero_centred,
         "limits_at_bits": limits_at,
