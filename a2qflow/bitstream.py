@@ -52,6 +52,13 @@ def missing_tools_error(status: VivadoStatus) -> A2QFlowError:
 
 def run(build_dir: Path, board: str | None = None) -> dict[str, Any]:
     """Run FINN's hardware steps and parse Vivado's utilization into ``synth.json``."""
+    compiled = Path(build_dir) / layout.COMPILE_JSON
+    name = board or (layout.read_artifact(build_dir, layout.COMPILE_JSON)["board"]
+                     if compiled.is_file() else None)
+    if name is not None and load_board(name).is_ecp5:
+        raise A2QFlowError(f"{name} is a Lattice ECP5 board: the Vivado flow builds Xilinx "
+                           "parts only", f"use `a2qflow pnr {build_dir}` (nextpnr-ecp5 places, "
+                           "routes and writes design.bit)")
     status = vivado_status()
     if not status.available:
         raise missing_tools_error(status)

@@ -99,6 +99,12 @@ def _synth(c: BuildConfig, d: Path) -> Any:
     return synth.run(d)
 
 
+def _pnr(c: BuildConfig, d: Path) -> Any:
+    from a2qflow import pnr
+
+    return pnr.run(d, seed=c.hardware.pnr_seed, compare_acc_bits=c.hardware.compare_acc_bits)
+
+
 def _folding_hash(c: BuildConfig) -> str | None:
     folding = c.hardware.folding
     return file_sha256(Path(folding)) if folding and Path(folding).is_file() else folding
@@ -124,6 +130,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("verify", _verify, lambda c: None),
     Stage("rtl", _rtl, lambda c: c.hardware.compare_acc_bits),
     Stage("synth", _synth, lambda c: None),
+    Stage("pnr", _pnr, lambda c: (c.hardware.pnr_seed, c.hardware.compare_acc_bits)),
 )
 assert tuple(s.name for s in STAGES) == layout.STAGE_NAMES, "layout.STAGE_FILES is out of order"
 

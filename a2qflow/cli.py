@@ -345,13 +345,38 @@ def synth(build_dir: Path, board: str | None, cache_dir: Path | None) -> None:
 
 
 @cli.command()
+@click.argument("build_dir", type=click.Path(path_type=Path))
+@click.option("--board", default=None, help="an ECP5 board (default: the board of the compile)")
+@click.option("--seed", type=click.IntRange(0), default=HardwareConfig.pnr_seed,
+              show_default=True, help="nextpnr placement seed (recorded)")
+@click.option("--compare-acc-bits", type=click.IntRange(0, MAX_ACC_BITS), default=0,
+              show_default=True, help="also place rtl's variant at this width (0: off)")
+@click.option("--clock-mhz", type=float, default=None, help="default: the board's clock")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help="per-variant P&R cache (default: .cache/pnr in the checkout)")
+def pnr(build_dir: Path, board: str | None, seed: int, compare_acc_bits: int,
+        clock_mhz: float | None, cache_dir: Path | None) -> None:
+    """ECP5 place and route (Yosys synth_ecp5 + nextpnr-ecp5): routed cells, Fmax, design.bit."""
+    from a2qflow import pnr as pnr_stage
+
+    with stage_dir(build_dir):
+        result = pnr_stage.run(build_dir, seed=seed, compare_acc_bits=compare_acc_bits or None,
+                               board=board, clock_mhz=clock_mhz, cache_dir=cache_dir)
+    click.echo(pnr_stage.pnr_table(result))
+    if result["timing_met"] is False:
+        click.secho(f"warning: timing FAILED at {result['target_mhz']:g} MHz (Fmax "
+                    f"{result['fmax_mhz']:.1f} MHz)", fg="yellow", err=True)
+    click.echo(f"wrote {build_dir / 'pnr.json'} and {build_dir / 'design.bit'}")
+
+
+@cli.command()
 def boards() -> None:
     """List the board catalogue."""
     from a2qflow.boards import load_boards
 
     for b in load_boards():
         r = b.resources
-        click.echo(f"{b.name:10s} {b.part:22s} {b.family.value:17s} {b.shell_flow.value:12s} "
+        click.echo(f"{b.name:14s} {b.part:22s} {b.family.value:17s} {b.shell_flow.value:12s} "
                    f"LUT {r['LUT']:>8d} FF {r['FF']:>8d} BRAM18 {r['BRAM18']:>5d} "
                    f"URAM {r['URAM']:>5d} DSP {r['DSP']:>6d} {b.clock_ns:g} ns")
 
@@ -519,8 +544,11 @@ DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 @cli.command()
 @click.option("--build-dir", type=click.Path(path_type=Path), default=Path("build/demo"),
               show_default=True)
-def demo(build_dir: Path) -> None:
+@click.option("--board", default=None,
+              help="another board (an ECP5 board, e.g. ulx3s-85f, adds place and route)")
+def demo(build_dir: Path, board: str | None) -> None:
     """The default job: configs/demo.yaml (TFC W4A4, A2Q+, P=12, digits) through every stage."""
+    import dataclasses
     import json
 
     from a2qflow import build as build_stage
@@ -529,6 +557,9 @@ def demo(build_dir: Path) -> None:
     from a2qflow.synth import resource_table
 
     cfg = load_config(DEMO_CONFIG)
+    if board is not None:
+        cfg = dataclasses.replace(cfg, stages=None,
+                                  hardware=dataclasses.replace(cfg.hardware, board=board))
     build_stage.run(cfg, build_dir, echo=click.echo)
     train_result = json.loads((build_dir / "train.json").read_text())
     click.echo(f"\nfloat test accuracy {train_result['float_test_acc']:.2%}, A2Q+ P="
@@ -551,6 +582,10 @@ def demo(build_dir: Path) -> None:
                f"{net['finn_cycle_estimate']}); one-bit-narrower controls "
                f"{'all detected' if detected else 'NOT all detected'}\n")
     click.echo(resource_table(json.loads((build_dir / "synth.json").read_text())))
+    if (build_dir / "pnr.json").is_file():
+        from a2qflow.pnr import pnr_table
+
+        click.echo("\n" + pnr_table(json.loads((build_dir / "pnr.json").read_text())))
     rep = report_stage.run([build_dir])
     click.echo(f"\nreport: {rep['html']}")
     click.echo(f"artifacts in {build_dir.resolve()}")

@@ -204,6 +204,7 @@ class HardwareConfig:
     target_fps: float | None = None  # or let FINN fold for this throughput
     acc_bits: int | None = None  # force every accumulator to this width (refused if too narrow)
     compare_acc_bits: int | None = DEFAULT_COMPARE_ACC_BITS  # rtl/synth: also at this width
+    pnr_seed: int = 1  # ECP5 boards: nextpnr's placement seed (recorded in pnr.json)
 
     def __post_init__(self) -> None:
         from a2qflow.boards import load_board
@@ -224,6 +225,14 @@ class HardwareConfig:
         for name in ("acc_bits", "compare_acc_bits"):
             if getattr(self, name) is not None:
                 int_in_range(getattr(self, name), name, 2, MAX_ACC_BITS)
+        int_in_range(self.pnr_seed, "pnr_seed", 0, 2**31 - 1)
+
+    @property
+    def placed_and_routed(self) -> bool:
+        """ECP5 boards get a pnr stage (nextpnr): routed cells, Fmax, a bitstream."""
+        from a2qflow.boards import load_board
+
+        return load_board(self.board).is_ecp5
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -234,9 +243,9 @@ def max_fps(clock_ns: float) -> float:
     return 1e9 / clock_ns
 
 
-STAGE_ORDER = ("train", "export", "import", "compile", "verify", "rtl", "synth")
-TRAINED_STAGES = ("train", "export", "compile", "verify", "rtl", "synth")
-IMPORTED_STAGES = ("import", "compile", "verify", "rtl", "synth")
+STAGE_ORDER = ("train", "export", "import", "compile", "verify", "rtl", "synth", "pnr")
+TRAINED_STAGES = ("train", "export", "compile", "verify", "rtl", "synth", "pnr")
+IMPORTED_STAGES = ("import", "compile", "verify", "rtl", "synth", "pnr")
 
 
 @dataclass(frozen=True)
@@ -281,7 +290,12 @@ class BuildConfig:
     def __post_init__(self) -> None:
         kind = IMPORTED_STAGES if self.imported is not None else TRAINED_STAGES
         if self.stages is None:
-            object.__setattr__(self, "stages", kind)
+            placed = self.hardware.placed_and_routed
+            object.__setattr__(self, "stages", tuple(s for s in kind if s != "pnr" or placed))
+        if "pnr" in self.stages and not self.hardware.placed_and_routed:
+            raise A2QFlowError(f"stages: pnr needs an ECP5 board (board is {self.hardware.board})",
+                               "pick an ECP5 board (a2qflow boards: ulx3s-85f, orangecrab-25f, "
+                               "ecp5-evn) or drop pnr")
         clash = [s for s in self.stages if s in STAGE_ORDER and s not in kind]
         if clash:
             raise A2QFlowError(

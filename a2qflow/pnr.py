@@ -29,6 +29,7 @@ from typing import Any
 
 import jinja2
 
+from a2qflow import layout
 from a2qflow.artifacts import atomic_path, file_sha256, read_json, replace_dir, write_json
 from a2qflow.boards import Board, board_names, load_board
 from a2qflow.errors import A2QFlowError
@@ -36,11 +37,10 @@ from a2qflow.tools import ecp5
 from a2qflow.tools.nextpnr import Nextpnr
 from a2qflow.tools.yosys import Yosys
 
-PNR_JSON = "pnr.json"
-BITSTREAM = "design.bit"
-RTL_DIR = "rtl"
-RTL_DESIGN = f"{RTL_DIR}/design.json"
-DEFAULT_TOP = "a2q_top"  # the rtl stage's top level
+PNR_JSON = layout.PNR_JSON
+BITSTREAM = layout.BITSTREAM
+RTL_DIR = layout.RTL_DIR
+RTL_DESIGN = layout.RTL_DESIGN
 HARNESS_TOP = "a2q_pnr_top"
 HARNESS_TEMPLATE = "pnr_harness.v.j2"
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "hls" / "verilog"
@@ -66,7 +66,9 @@ def run(build_dir: Path, seed: int = 1, compare_acc_bits: int | None = None,
     """
     build_dir = Path(build_dir)
     t0 = time.perf_counter()
+    inputs = layout.input_hashes(build_dir, layout.stage_files("pnr").reads)
     brd = ecp5_board(board or _compile_board(build_dir))
+    layout.require_simulated_rtl(build_dir)  # only a verified, simulated design is placed
     variants = rtl_variants(build_dir, compare_acc_bits)
     nextpnr = Nextpnr(**({"timeout_s": timeout_s} if timeout_s else {}))
     yosys = Yosys()
@@ -85,8 +87,7 @@ def run(build_dir: Path, seed: int = 1, compare_acc_bits: int | None = None,
     certified["bitstream"] = BITSTREAM
     certified["bitstream_sha256"] = file_sha256(bit_src)
     doc = document(results, brd, nextpnr, yosys, seed, compare_acc_bits)
-    doc["inputs"] = {str(p.relative_to(build_dir)): file_sha256(p)
-                     for v in variants.values() for p in v["sources"]}
+    doc["inputs"] = inputs
     doc["seconds"] = round(time.perf_counter() - t0, 3)
     # both staged before either is renamed into place (pnr.json first, then design.bit)
     with atomic_path(build_dir / BITSTREAM) as bit_tmp, \
@@ -136,8 +137,7 @@ def ecp5_board(name: str) -> Board:
 
 
 def _compile_board(build_dir: Path) -> str:
-    compiled = read_json(build_dir / "compile.json", "compile summary", "a2qflow compile")
-    return compiled["board"]
+    return layout.read_artifact(build_dir, layout.COMPILE_JSON)["board"]
 
 
 def rtl_variants(build_dir: Path, compare_acc_bits: int | None = None) -> dict[str, Any]:
@@ -151,17 +151,7 @@ def rtl_variants(build_dir: Path, compare_acc_bits: int | None = None) -> dict[s
     rtl = build_dir / RTL_DIR
     if not rtl.is_dir():
         raise A2QFlowError(f"{rtl} not found", "run `a2qflow rtl` first")
-    described = build_dir / RTL_DESIGN
-    if not described.is_file():
-        if compare_acc_bits is not None:
-            raise A2QFlowError(f"{rtl} holds no variant at {compare_acc_bits} bits "
-                               f"(no {RTL_DESIGN})",
-                               f"re-run `a2qflow rtl` with --compare-acc-bits {compare_acc_bits}")
-        sources = sorted(rtl.glob("*.v"))
-        if not sources:
-            raise A2QFlowError(f"{rtl} holds no Verilog", "run `a2qflow rtl` first")
-        return {"certified": {"sources": sources, "top": DEFAULT_TOP, "acc_bits": None,
-                              "simulated": True, "products_in_dsp": False}}
+    described = layout.require(build_dir, RTL_DESIGN)
     data = read_json(described, "rtl design description", "a2qflow rtl")
     wanted = ["certified"] + ([f"acc{compare_acc_bits}"] if compare_acc_bits is not None else [])
     out = {}
@@ -172,7 +162,7 @@ def rtl_variants(build_dir: Path, compare_acc_bits: int | None = None) -> dict[s
                                f"re-run `a2qflow rtl --compare-acc-bits {compare_acc_bits}`")
         v = data["variants"][name]
         src = build_dir / v["dir"]
-        top = v.get("top", data.get("top", DEFAULT_TOP))
+        top = v.get("top", data["top"])
         files = [m["file"] for m in v["modules"]] + [f"{top}.v"]
         sources = [src / f for f in dict.fromkeys(files)]
         missing = [str(p) for p in sources if not p.is_file()]

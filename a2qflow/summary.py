@@ -39,5 +39,6 @@ def summarize(build_dir: Path) -> dict[str, Any]:
         "verify": _load(build_dir / layout.VERIFY_JSON),
         "sim": _load(build_dir / layout.SIM_JSON),
         "synth": _load(build_dir / layout.SYNTH_JSON),
+        "pnr": _load(build_dir / layout.PNR_JSON),
     }
     return out

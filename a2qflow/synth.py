@@ -23,10 +23,12 @@ from a2qflow import layout
 from a2qflow.artifacts import write_json
 from a2qflow.boards import load_board
 from a2qflow.errors import A2QFlowError
+from a2qflow.tools import ecp5
 from a2qflow.tools.yosys import Yosys
 
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[1] / ".cache" / "synth"
 SUMMED = ("LUT", "LUT_logic", "LUT_memory", "FF", "CARRY", "DSP", "BRAM18", "MUXF")
+ECP5 = "ecp5"  # the board family whose figures come from synth_ecp5 (LUT = LUT4 sites)
 
 
 def run(build_dir: Path, board: str | None = None, jobs: int = 2,
@@ -40,13 +42,8 @@ def run(build_dir: Path, board: str | None = None, jobs: int = 2,
     build_dir = Path(build_dir)
     t0 = time.perf_counter()
     inputs = layout.input_hashes(build_dir, layout.stage_files("synth").reads)
-    layout.require_passed(build_dir, layout.VERIFY_JSON)
-    sim = layout.require_passed(build_dir, layout.SIM_JSON)
-    if sim.get("rtl_sources") != layout.content_hash(build_dir / layout.RTL_DIR):
-        raise A2QFlowError(f"{build_dir / layout.RTL_DIR} changed after it was simulated",
-                           "re-run `a2qflow rtl` (synth only reports on simulated Verilog)")
+    described = layout.require_simulated_rtl(build_dir)
     compiled = layout.read_artifact(build_dir, layout.COMPILE_JSON)
-    described = layout.read_artifact(build_dir, layout.RTL_DESIGN)
     brd = load_board(board or compiled["board"])
     yosys = Yosys()
     family = brd.yosys_family.value
@@ -57,10 +54,11 @@ def run(build_dir: Path, board: str | None = None, jobs: int = 2,
         used = {"LUT": v["total"]["LUT"], "FF": v["total"]["FF"],
                 "BRAM18": v["total"]["BRAM18"], "DSP": v["total"]["DSP"]}
         v["utilization"] = brd.utilization(used)
+    flow = "synth_ecp5" if family == ECP5 else f"synth_xilinx -family {family}"
     result: dict[str, Any] = {
-        "stage": "synth", "tool": yosys.label, "flow": f"synth_xilinx -family {family}",
+        "stage": "synth", "tool": yosys.label, "flow": flow,
         "board": brd.name, "part": brd.part, "family": family,
-        "label": f"{yosys.label} estimate, {brd.name} ({family})",
+        "label": f"{yosys.label} estimate ({flow}), {brd.name} ({family})",
         "inputs": inputs, "variants": variants,
     }
     compared = [n for n in variants if n != "certified"]
@@ -113,8 +111,9 @@ def synth_variant(build_dir: Path, variant: dict[str, Any], yosys: Yosys, family
 def synth_cached(text: str, module: str, family: str, yosys: Yosys, nodsp: bool,
                  cache: Path = DEFAULT_CACHE_DIR) -> dict[str, Any]:
     """One module through Yosys, cached by the hash of its text, options and Yosys version."""
-    key = hashlib.sha256(json.dumps([text, module, family, nodsp, yosys.version,
-                                     yosys.script("design.v", module, family, nodsp)])
+    flow = (ecp5.script(["in.v"], module, nodsp, True) if family == ECP5
+            else yosys.script("design.v", module, family, nodsp))
+    key = hashlib.sha256(json.dumps([text, module, family, nodsp, yosys.version, flow])
                          .encode()).hexdigest()[:24]
     entry = cache / f"{key}.json"
     if entry.is_file():
@@ -130,7 +129,13 @@ def synth_cached(text: str, module: str, family: str, yosys: Yosys, nodsp: bool,
     with tempfile.TemporaryDirectory(prefix=f"{module}-", dir=cache) as tmp:
         work = Path(tmp)
         (work / "in.v").write_text(text)
-        result = yosys.synth(work / "in.v", module, family, work, nodsp=nodsp).to_dict()
+        if family == ECP5:  # Lattice: synth_ecp5, ECP5 cell names kept beside the common keys
+            result = ecp5.synth_ecp5([work / "in.v"], module, work, nodsp=nodsp, yosys=yosys,
+                                     levels=True).to_dict()
+            result["ecp5_resources"] = result["resources"]
+            result["resources"] = ecp5.common_resources(result["resources"])
+        else:
+            result = yosys.synth(work / "in.v", module, family, work, nodsp=nodsp).to_dict()
     write_json(entry, result)
     return {**result, "cached": False}
 

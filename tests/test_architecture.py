@@ -15,6 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "a2qflow"
 STAGE_MODULES = {
     "train": ("a2qflow.train", "a2qflow.recipes", "a2qflow.ptq"),
     "export": ("a2qflow.export",),
+    "import": ("a2qflow.qonnx_import",),
     "compile": ("a2qflow.compile",),
     "verify": ("a2qflow.verify",),
     "rtl": ("a2qflow.rtl",),

@@ -51,6 +51,17 @@ def test_bad_config_names_the_field_and_allowed_values(data, message):
         BuildConfig.from_dict(data)
 
 
+def test_an_ecp5_board_adds_place_and_route_and_an_imported_build_skips_training(tmp_path):
+    assert BuildConfig.from_dict({"hardware": {"board": "ulx3s-85f"}}).stages[-2:] == \
+        ("synth", "pnr")
+    assert "pnr" not in BuildConfig.from_dict({}).stages
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"")
+    imported = BuildConfig.from_dict({"import": {"model": "m.onnx"}}, relative_to=tmp_path)
+    assert imported.stages[0] == "import" and "train" not in imported.stages
+    assert imported.imported.model == str(model.resolve())
+
+
 def test_bad_yaml_is_one_clear_error(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("model: {arch: tfc\n")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from a2qflow import pnr
+from a2qflow import layout, pnr
 from a2qflow.artifacts import write_json
 from a2qflow.errors import A2QFlowError
 
@@ -26,20 +26,26 @@ def core_text(acc_bits: int) -> str:
                                                               ACC_BITS=acc_bits)
 
 
-def make_build(root: Path, with_design_json: bool = True) -> Path:
-    """A build directory with rtl/ as the rtl stage writes it (certified 10 bits, acc32)."""
-    (root / "rtl" / "acc32").mkdir(parents=True)
+def make_build(root: Path, compare: bool = True) -> Path:
+    """A build directory with rtl/ as the rtl stage writes it (certified 10 bits, acc32), and
+    the passed verify.json / sim.json records pnr checks before it places anything."""
+    (root / "rtl").mkdir(parents=True)
     (root / "rtl" / "a2q_top.v").write_text(core_text(10))
-    (root / "rtl" / "acc32" / "a2q_top.v").write_text(core_text(32))
+    layer = {"module": "a2q_top", "file": "a2q_top.v", "kind": "mvau", "node": "dot4",
+             "products_in_dsp": False}
+    variants = {"certified": {"dir": "rtl", "top": "a2q_top", "acc_bits": [10],
+                              "simulated": True, "modules": [layer]}}
+    if compare:
+        (root / "rtl" / "acc32").mkdir()
+        (root / "rtl" / "acc32" / "a2q_top.v").write_text(core_text(32))
+        variants["acc32"] = {"dir": "rtl/acc32", "top": "a2q_top", "acc_bits": [32],
+                             "simulated": False, "modules": [layer]}
+    write_json(root / "rtl" / "design.json", {"top": "a2q_top", "variants": variants})
     write_json(root / "compile.json", {"stage": "compile", "board": "pynq-z2"})
-    if with_design_json:
-        layer = {"module": "a2q_top", "file": "a2q_top.v", "kind": "mvau", "node": "dot4",
-                 "products_in_dsp": False}
-        write_json(root / "rtl" / "design.json", {"top": "a2q_top", "variants": {
-            "certified": {"dir": "rtl", "top": "a2q_top", "acc_bits": [10], "simulated": True,
-                          "modules": [layer]},
-            "acc32": {"dir": "rtl/acc32", "top": "a2q_top", "acc_bits": [32],
-                      "simulated": False, "modules": [layer]}}})
+    inputs = layout.input_hashes(root, ["compile.json"])
+    write_json(root / "verify.json", {"stage": "verify", "ok": True, "inputs": inputs})
+    write_json(root / "sim.json", {"stage": "rtl", "ok": True, "inputs": inputs,
+                                   "rtl_sources": layout.content_hash(root / "rtl")})
     return root
 
 
@@ -79,7 +85,7 @@ def test_pnr_writes_routed_figures_timing_and_a_bitstream(placed):
     assert result["lut4_ratio"] == pytest.approx(wide["routed"]["LUT4"] / cert["routed"]["LUT4"],
                                                  abs=1e-4)
     assert "fmax_ratio" in result
-    assert set(result["inputs"]) == {"rtl/a2q_top.v", "rtl/acc32/a2q_top.v"}
+    assert set(result["inputs"]) == {"compile.json", "verify.json", "sim.json", "rtl"}
     table = pnr.pnr_table(result)
     assert "| certified | 10 |" in table and "| acc32 | 32 |" in table and "harness" in table
 
@@ -96,8 +102,7 @@ def test_pnr_is_content_cached(placed):
 
 
 def test_a_missed_clock_is_reported_as_failing_with_its_fmax(tmp_path):
-    build = make_build(tmp_path / "b", with_design_json=False)  # older rtl/ layout: rtl/*.v
-    (build / "rtl" / "acc32" / "a2q_top.v").unlink()
+    build = make_build(tmp_path / "b", compare=False)
     result = pnr.run(build, board=BOARD, clock_mhz=1000, cache_dir=tmp_path / "cache")
     assert result["timing_met"] is False
     cert = result["variants"]["certified"]
@@ -118,5 +123,18 @@ def test_bad_requests_are_refused_and_leave_good_artifacts(placed, tmp_path):
     with pytest.raises(A2QFlowError, match="seed"):
         pnr.run(build, board=BOARD, seed=-1, cache_dir=cache)
     assert ((build / "pnr.json").read_bytes(), (build / "design.bit").read_bytes()) == before
-    with pytest.raises(A2QFlowError, match="run `a2qflow rtl` first"):
+    with pytest.raises(A2QFlowError, match="compile.json not found"):
         pnr.run(tmp_path, board=BOARD)
+
+
+def test_a_design_whose_verification_failed_is_not_placed(tmp_path):
+    build = make_build(tmp_path / "b", compare=False)
+    write_json(build / "verify.json", {"stage": "verify", "ok": False, "inputs": {}})
+    with pytest.raises(A2QFlowError, match="verify.json records a failed check"):
+        pnr.run(build, board=BOARD, cache_dir=tmp_path / "cache")
+    (build / "rtl" / "a2q_top.v").write_text(core_text(11))
+    write_json(build / "verify.json", {"stage": "verify", "ok": True,
+                                       "inputs": layout.input_hashes(build, ["compile.json"])})
+    with pytest.raises(A2QFlowError, match="changed after it was simulated"):
+        pnr.run(build, board=BOARD, cache_dir=tmp_path / "cache")
+    assert not (build / "pnr.json").exists()

@@ -34,19 +34,28 @@ def _ratio(v: BuildView, res: str) -> str:
     return f"{ref / cert:.2f}x" if cert and ref else "-"
 
 
+def _fmax(v: BuildView) -> str:
+    """Routed Fmax and whether the board's clock is met (ECP5, nextpnr); '-' without P&R."""
+    if not v.pnr or v.pnr.get("fmax_mhz") is None:
+        return "-"
+    met = "met" if v.pnr.get("timing_met") else "FAILED"
+    return f"{v.pnr['fmax_mhz']:.1f} MHz ({met} at {v.pnr['target_mhz']:g})"
+
+
 def builds_table(views: list[BuildView]) -> Table:
     rows = []
     for v in views:
         if v.error:
             rows.append([v.name, v.quant, "-", _num(v.acc_bits), "failed: " + v.error]
-                        + ["-"] * 7)
+                        + ["-"] * 8)
             continue
         rows.append([v.name, v.quant, v.method, _num(v.acc_bits), _pct(v.acc), _pct(v.float_acc),
                      _num(v.resources.get("LUT")), _num(v.resources.get("FF")),
                      _num(v.resources.get("DSP")), _ratio(v, "LUT"),
-                     f"{v.ref_bits}-bit" if v.ref_bits else "-", v.resource_source or "-"])
+                     f"{v.ref_bits}-bit" if v.ref_bits else "-", v.resource_source or "-",
+                     _fmax(v)])
     return Table(["build", "quant", "method", "P", "test acc", "float acc", "LUT", "FF", "DSP",
-                  "LUT ratio", "vs", "resource source"], rows)
+                  "LUT ratio", "vs", "resource source", "Fmax (routed)"], rows)
 
 
 def certificate_table(v: BuildView) -> Table:
@@ -91,6 +100,11 @@ def build_sections(views: list[BuildView], out: Path) -> list[Section]:
                                         + ". LUT ratio = LUTs at the reference accumulator "
                                         "width / LUTs at the certified widths, same folding "
                                         "and tool."), table=builds_table(views))]
+    placed = [v for v in views if v.pnr]
+    if placed:
+        sections.append(Section("Placed and routed (ECP5)", note=" ".join(
+            f"{v.name}: {v.pnr['label']}, seed {v.pnr['seed']}, Fmax {_fmax(v)}. "
+            f"{v.pnr['harness']['note']}" for v in placed)))
     warned = [(v.name, w) for v in views for w in v.warnings]
     if warned:
         sections.append(Section("Warnings", note="; ".join(f"{name}: {w}" for name, w in warned)))

@@ -38,6 +38,7 @@ class BuildView:
     error: str | None = None
     method: str = "qat"  # how the weights were quantized: QAT (with its recipe) or AXE PTQ
     warnings: list[str] = field(default_factory=list)  # e.g. FINN estimates over capacity
+    pnr: dict[str, Any] | None = None  # ECP5: nextpnr's routed figures and Fmax (pnr.json)
 
     @property
     def quant(self) -> str:
@@ -66,7 +67,8 @@ def load_build(path: Path, name: str | None = None) -> BuildView:
                      float_acc=s["float_acc"], layers=train["layers"],
                      certificate=s["certificate"],
                      method=_method(train),
-                     warnings=list((s.get("estimates") or {}).get("warnings", [])))
+                     warnings=list((s.get("estimates") or {}).get("warnings", [])),
+                     pnr=s.get("pnr"))
     _attach_resources(view, s)
     return view
 
