@@ -47,7 +47,7 @@ def test_sweep_runs_every_point_and_records_failures(sweep_dir):
 def test_report_writes_tables_and_plots(sweep_dir):
     result = report.run([sweep_dir])
     md = (sweep_dir / "report.md").read_text()
-    assert "| a2q_P12 | a2q | 12 |" in md
+    assert "| a2q_P12 | a2q | qat (standard) | 12 |" in md
     assert "failed: accumulator width P=5 is infeasible" in md
     assert "FINN" in md  # resource figures name their source
     assert "Certificate: a2q_P12 (all proven)" in md
