@@ -54,8 +54,10 @@ def folding(dims: list[tuple[int, int]]) -> dict[str, Any]:
     not generate code)."""
     fold: dict[str, Any] = {"Defaults": {}}
     for name, (mw, mh) in zip(FOLDING_NAMES, dims, strict=True):
-        fold[name] = {"PE": mh, "SIMD": mw, "ram_style": "auto", "mem_mode": "internal_decoupled",
-                      "resType": "auto" if "rtl" in name else "lut"}
+        rtl_mvu = "rtl" in name
+        fold[name] = {"PE": mh, "SIMD": mw, "ram_style": "auto",
+                      "mem_mode": "internal_decoupled" if rtl_mvu else "internal_embedded",
+                      "resType": "auto" if rtl_mvu else "lut"}
     return fold
 
 

@@ -130,8 +130,10 @@ def unrolled_folding(dims: list[tuple[int, int]]) -> dict[str, dict[str, object]
     last one, keeps resType auto: its LUT variant does not generate)."""
     fold: dict[str, dict[str, object]] = {"Defaults": {}}
     for name, (mw, mh) in zip(FOLDING_NAMES, dims, strict=True):
-        fold[name] = {"PE": mh, "SIMD": mw, "ram_style": "auto", "mem_mode": "internal_decoupled",
-                      "resType": "auto" if "rtl" in name else "lut"}
+        rtl_mvu = "rtl" in name
+        fold[name] = {"PE": mh, "SIMD": mw, "ram_style": "auto",
+                      "mem_mode": "internal_decoupled" if rtl_mvu else "internal_embedded",
+                      "resType": "auto" if rtl_mvu else "lut"}
     return fold
 
 
