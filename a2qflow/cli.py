@@ -248,7 +248,7 @@ def stage_dir(build_dir: Path, create: bool = False) -> Iterator[Path]:
         yield Path(build_dir)
 
 
-compile_options = dataclass_options(HardwareConfig, skip=("compare_acc_bits",))
+compile_options = dataclass_options(HardwareConfig, skip=("compare_acc_bits", "pnr_seed"))
 
 
 @cli.command(name="compile")
@@ -304,7 +304,7 @@ def verify(build_dir: Path) -> None:
 @click.argument("build_dir", type=click.Path(path_type=Path))
 @click.option("--max-images", type=click.IntRange(1), default=32, show_default=True,
               help="test images simulated through the whole network")
-@dataclass_options(HardwareConfig, skip=("board", "folding", "target_fps", "acc_bits"))
+@dataclass_options(HardwareConfig, skip=("board", "folding", "target_fps", "acc_bits", "pnr_seed"))
 def rtl(build_dir: Path, max_images: int, compare_acc_bits: int | None) -> None:
     """Own Verilog per layer (rtl/*.v), simulated bit-exact against FINN with Verilator."""
     from a2qflow import rtl as rtl_stage

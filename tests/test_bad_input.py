@@ -303,7 +303,7 @@ CASES: list[Case] = [
     Case("bitstream-ecp5-board", ("bitstream", "{B}", "--board", "ulx3s-85f"),
          r"ulx3s-85f is a Lattice ECP5 board.*\n.*a2qflow pnr", state="simulated"),
     # --- pnr -------------------------------------------------------------------------------
-    Case("pnr-xilinx-board", ("pnr", "{B}"), r"board 'pynq-z2' is not an ECP5 board",
+    Case("pnr-xilinx-board", ("pnr", "{B}"), r"board 'pynq-z1' is not an ECP5 board",
          state="simulated"),
     Case("pnr-not-verified", ("pnr", "{B}", "--board", "ulx3s-85f"),
          r"verify.json not found", state="compiled"),
