@@ -90,7 +90,8 @@ def _verify(c: BuildConfig, d: Path) -> Any:
 def _rtl(c: BuildConfig, d: Path) -> Any:
     from a2qflow import rtl
 
-    return rtl.run(d, compare_acc_bits=c.hardware.compare_acc_bits)
+    return rtl.run(d, compare_acc_bits=c.hardware.compare_acc_bits,
+                   generator=c.hardware.unrolled_generator)
 
 
 def _synth(c: BuildConfig, d: Path) -> Any:
@@ -128,7 +129,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("compile", _compile, lambda c: (c.hardware.board, _folding_hash(c),
                                           c.hardware.target_fps, c.hardware.acc_bits)),
     Stage("verify", _verify, lambda c: None),
-    Stage("rtl", _rtl, lambda c: c.hardware.compare_acc_bits),
+    Stage("rtl", _rtl, lambda c: (c.hardware.compare_acc_bits, c.hardware.unrolled_generator)),
     Stage("synth", _synth, lambda c: None),
     Stage("pnr", _pnr, lambda c: (c.hardware.pnr_seed, c.hardware.compare_acc_bits)),
 )

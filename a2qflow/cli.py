@@ -101,6 +101,7 @@ HELP = {
     "folding": "FINN folding JSON (PE/SIMD per layer)",
     "target_fps": "let FINN fold for this throughput (at most one image per clock cycle)",
     "compare_acc_bits": "also build at this accumulator width, for the ratios (0: off)",
+    "unrolled_generator": "adder graph of unrolled layers (SIMD=MW, PE=MH): a2qflow or da4ml",
 }
 DATASET_DERIVED = ("in_features", "in_channels", "num_classes")  # set from the data set
 
@@ -248,7 +249,8 @@ def stage_dir(build_dir: Path, create: bool = False) -> Iterator[Path]:
         yield Path(build_dir)
 
 
-compile_options = dataclass_options(HardwareConfig, skip=("compare_acc_bits", "pnr_seed"))
+compile_options = dataclass_options(HardwareConfig,
+                                    skip=("compare_acc_bits", "pnr_seed", "unrolled_generator"))
 
 
 @cli.command(name="compile")
@@ -305,13 +307,15 @@ def verify(build_dir: Path) -> None:
 @click.option("--max-images", type=click.IntRange(1), default=32, show_default=True,
               help="test images simulated through the whole network")
 @dataclass_options(HardwareConfig, skip=("board", "folding", "target_fps", "acc_bits", "pnr_seed"))
-def rtl(build_dir: Path, max_images: int, compare_acc_bits: int | None) -> None:
+def rtl(build_dir: Path, max_images: int, compare_acc_bits: int | None,
+        unrolled_generator: str) -> None:
     """Own Verilog per layer (rtl/*.v), simulated bit-exact against FINN with Verilator."""
     from a2qflow import rtl as rtl_stage
 
     compare = compare_acc_bits or None
     with stage_dir(build_dir):
-        result = rtl_stage.run(build_dir, max_images=max_images, compare_acc_bits=compare)
+        result = rtl_stage.run(build_dir, max_images=max_images, compare_acc_bits=compare,
+                               generator=unrolled_generator)
     net = result["network"]
     click.echo(f"{net['images']} images through the network: {net['outputs']['mismatches']} "
                f"mismatches vs FINN; {net['cycles_per_image']:.0f} cycles/image "

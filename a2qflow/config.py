@@ -176,6 +176,7 @@ class TrainConfig:
 
 DEFAULT_BOARD = "pynq-z2"
 DEFAULT_COMPARE_ACC_BITS = 32
+UNROLLED_GENERATORS = ("a2qflow", "da4ml")  # own pruned adder tree / da4ml's CMVM graph
 
 
 def read_folding(path: str | Path) -> dict[str, Any]:
@@ -205,6 +206,7 @@ class HardwareConfig:
     acc_bits: int | None = None  # force every accumulator to this width (refused if too narrow)
     compare_acc_bits: int | None = DEFAULT_COMPARE_ACC_BITS  # rtl/synth: also at this width
     pnr_seed: int = 1  # ECP5 boards: nextpnr's placement seed (recorded in pnr.json)
+    unrolled_generator: str = "a2qflow"  # unrolled layers (SIMD=MW, PE=MH): a2qflow or da4ml
 
     def __post_init__(self) -> None:
         from a2qflow.boards import load_board
@@ -226,6 +228,9 @@ class HardwareConfig:
             if getattr(self, name) is not None:
                 int_in_range(getattr(self, name), name, 2, MAX_ACC_BITS)
         int_in_range(self.pnr_seed, "pnr_seed", 0, 2**31 - 1)
+        if self.unrolled_generator not in UNROLLED_GENERATORS:
+            raise A2QFlowError(f"unrolled_generator={self.unrolled_generator!r} is not valid",
+                               f"use one of {', '.join(map(repr, UNROLLED_GENERATORS))}")
 
     @property
     def placed_and_routed(self) -> bool:

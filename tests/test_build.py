@@ -45,6 +45,7 @@ def test_every_shipped_config_loads():
     ({"stages": ["train", "bitstream"]}, "unknown stage 'bitstream'"),
     ({"model": {"acc_bits": 40}}, r"acc_bits=40 is not valid(?s:.*)2 to 32"),
     ({"bogus": 1}, "unknown field 'bogus'"),
+    ({"hardware": {"unrolled_generator": "hls4ml"}}, r"unrolled_generator='hls4ml' is not valid"),
 ])
 def test_bad_config_names_the_field_and_allowed_values(data, message):
     with pytest.raises(A2QFlowError, match=message):
