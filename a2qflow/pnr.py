@@ -143,14 +143,10 @@ def _compile_board(build_dir: Path) -> str:
 def rtl_variants(build_dir: Path, compare_acc_bits: int | None = None) -> dict[str, Any]:
     """The variants to place and route, as the rtl stage wrote them.
 
-    With ``rtl/design.json``: its ``certified`` variant and, with ``compare_acc_bits``, its
-    ``acc<N>`` variant (an error when rtl did not render it). Without it (older builds), every
-    ``rtl/*.v`` with top ``a2q_top`` as the certified variant.
+    From ``rtl/design.json``: its ``certified`` variant and, with ``compare_acc_bits``, its
+    ``acc<N>`` variant (an error when rtl did not render it).
     """
     build_dir = Path(build_dir)
-    rtl = build_dir / RTL_DIR
-    if not rtl.is_dir():
-        raise A2QFlowError(f"{rtl} not found", "run `a2qflow rtl` first")
     described = layout.require(build_dir, RTL_DESIGN)
     data = read_json(described, "rtl design description", "a2qflow rtl")
     wanted = ["certified"] + ([f"acc{compare_acc_bits}"] if compare_acc_bits is not None else [])

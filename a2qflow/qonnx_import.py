@@ -135,10 +135,8 @@ def original_layer_names(raw: onnx.ModelProto) -> list[str]:
     for node in model.graph.node:
         if node.op_type not in ("MatMul", "Gemm", "Conv"):
             continue
-        producer = model.find_producer(node.input[1])
-        while producer is not None and producer.op_type in SHAPE_OPS:
-            producer = model.find_producer(producer.input[0])
-        if producer is None or producer.op_type != "Quant" or producer.input[0] not in inits:
+        producer = _input_quant(model, node.input[1])
+        if producer is None or producer.input[0] not in inits:
             continue
         w = producer.input[0]
         names.append(w[: -len(".weight")] if w.endswith(".weight") else (node.name or w))
