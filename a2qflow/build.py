@@ -97,7 +97,7 @@ def _rtl(c: BuildConfig, d: Path) -> Any:
 def _synth(c: BuildConfig, d: Path) -> Any:
     from a2qflow import synth
 
-    return synth.run(d)
+    return synth.run(d, layer_limit_s=c.hardware.synth_layer_limit_s, echo=print)
 
 
 def _pnr(c: BuildConfig, d: Path) -> Any:

@@ -101,6 +101,7 @@ HELP = {
     "folding": "FINN folding JSON (PE/SIMD per layer)",
     "target_fps": "let FINN fold for this throughput (at most one image per clock cycle)",
     "compare_acc_bits": "also build at this accumulator width, for the ratios (0: off)",
+    "synth_layer_limit_s": "Yosys wall-clock limit per module, seconds (unrolled layers are slow)",
     "unrolled_generator": "adder graph of unrolled layers (SIMD=MW, PE=MH): a2qflow or da4ml",
 }
 DATASET_DERIVED = ("in_features", "in_channels", "num_classes")  # set from the data set
@@ -250,7 +251,8 @@ def stage_dir(build_dir: Path, create: bool = False) -> Iterator[Path]:
 
 
 compile_options = dataclass_options(HardwareConfig,
-                                    skip=("compare_acc_bits", "pnr_seed", "unrolled_generator"))
+                                    skip=("compare_acc_bits", "pnr_seed", "unrolled_generator",
+                                          "synth_layer_limit_s"))
 
 
 @cli.command(name="compile")
@@ -306,7 +308,8 @@ def verify(build_dir: Path) -> None:
 @click.argument("build_dir", type=click.Path(path_type=Path))
 @click.option("--max-images", type=click.IntRange(1), default=32, show_default=True,
               help="test images simulated through the whole network")
-@dataclass_options(HardwareConfig, skip=("board", "folding", "target_fps", "acc_bits", "pnr_seed"))
+@dataclass_options(HardwareConfig, skip=("board", "folding", "target_fps", "acc_bits", "pnr_seed",
+                                         "synth_layer_limit_s"))
 def rtl(build_dir: Path, max_images: int, compare_acc_bits: int | None,
         unrolled_generator: str) -> None:
     """Own Verilog per layer (rtl/*.v), simulated bit-exact against FINN with Verilator."""
@@ -336,14 +339,19 @@ def rtl(build_dir: Path, max_images: int, compare_acc_bits: int | None,
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               envvar="A2QFLOW_SYNTH_CACHE", show_envvar=True,
               help="per-module synthesis cache (default: .cache/synth in the checkout)")
-def synth(build_dir: Path, board: str | None, cache_dir: Path | None) -> None:
+@dataclass_options(HardwareConfig, skip=tuple(f.name for f in dataclasses.fields(HardwareConfig)
+                                              if f.name != "synth_layer_limit_s"))
+def synth(build_dir: Path, board: str | None, cache_dir: Path | None,
+          synth_layer_limit_s: float) -> None:
     """Yosys synth_xilinx of the Verilog rtl wrote: LUT/FF/CARRY/DSP/BRAM per layer and total.
 
     The comparison width is rtl's (--compare-acc-bits there)."""
     from a2qflow import synth as synth_stage
 
+    limit = HardwareConfig(synth_layer_limit_s=synth_layer_limit_s).synth_layer_limit_s
     with stage_dir(build_dir):
-        result = synth_stage.run(build_dir, board=board, cache_dir=cache_dir)
+        result = synth_stage.run(build_dir, board=board, cache_dir=cache_dir,
+                                 layer_limit_s=limit, echo=click.echo)
     click.echo(synth_stage.resource_table(result))
     click.echo(f"wrote {build_dir / 'synth.json'} ({result['seconds']:.1f} s)")
 

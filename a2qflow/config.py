@@ -176,6 +176,7 @@ class TrainConfig:
 
 DEFAULT_BOARD = "pynq-z2"
 DEFAULT_COMPARE_ACC_BITS = 32
+DEFAULT_SYNTH_LAYER_LIMIT_S = 1800.0  # Yosys per module: folded layers take seconds
 UNROLLED_GENERATORS = ("a2qflow", "da4ml")  # own pruned adder tree / da4ml's CMVM graph
 
 
@@ -207,6 +208,7 @@ class HardwareConfig:
     compare_acc_bits: int | None = DEFAULT_COMPARE_ACC_BITS  # rtl/synth: also at this width
     pnr_seed: int = 1  # ECP5 boards: nextpnr's placement seed (recorded in pnr.json)
     unrolled_generator: str = "a2qflow"  # unrolled layers (SIMD=MW, PE=MH): a2qflow or da4ml
+    synth_layer_limit_s: float = DEFAULT_SYNTH_LAYER_LIMIT_S  # synth: Yosys time per module
 
     def __post_init__(self) -> None:
         from a2qflow.boards import load_board
@@ -228,6 +230,8 @@ class HardwareConfig:
             if getattr(self, name) is not None:
                 int_in_range(getattr(self, name), name, 2, MAX_ACC_BITS)
         int_in_range(self.pnr_seed, "pnr_seed", 0, 2**31 - 1)
+        object.__setattr__(self, "synth_layer_limit_s", positive_number(
+            self.synth_layer_limit_s, "synth_layer_limit_s", 7 * 24 * 3600.0, " s (a week)"))
         if self.unrolled_generator not in UNROLLED_GENERATORS:
             raise A2QFlowError(f"unrolled_generator={self.unrolled_generator!r} is not valid",
                                f"use one of {', '.join(map(repr, UNROLLED_GENERATORS))}")

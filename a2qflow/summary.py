@@ -13,20 +13,28 @@ def _load(path: Path) -> Any:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _imported(build_dir: Path) -> dict[str, Any] | None:
-    """An imported build's layers in train.json's shape (no accuracy without labels)."""
+def trained_record(build_dir: Path) -> dict[str, Any] | None:
+    """``train.json``, or for a model a2qflow did not train, ``import.json`` in its shape (the
+    accuracy is verify's on the imported samples, where they had labels); None for neither."""
+    build_dir = Path(build_dir)
+    train = _load(build_dir / layout.TRAIN_JSON)
+    if train is not None:
+        return train
     imported = _load(build_dir / layout.IMPORT_JSON)
     if imported is None:
         return None
     verify = _load(build_dir / layout.VERIFY_JSON) or {}
-    return {"float_test_acc": None, "quant_test_acc": (verify.get("chain") or {}).get("accuracy"),
-            "recipe": "imported", "layers": imported["layers"]}
+    widths = [r["acc_bits"] for r in imported["layers"] if r["acc_bits"] is not None]
+    return {"spec": {"quant": "imported", "acc_bits": max(widths) if widths else None,
+                     "arch": Path(imported["source"]["path"]).name},
+            "float_test_acc": None, "quant_test_acc": (verify.get("chain") or {}).get("accuracy"),
+            "recipe": "imported", "layers": imported["layers"], "config": {"method": "imported"}}
 
 
 def summarize(build_dir: Path) -> dict[str, Any]:
     """Accuracy, per-layer widths and resources of a build; absent stages give None."""
     build_dir = Path(build_dir)
-    train = _load(build_dir / layout.TRAIN_JSON) or _imported(build_dir)
+    train = trained_record(build_dir)
     out: dict[str, Any] = {
         "float_acc": train and train["float_test_acc"],
         "acc": train and train["quant_test_acc"],

@@ -4,7 +4,11 @@ It reads ``rtl/design.json`` and the sources beside it (never a re-rendering), a
 ``verify.json`` and ``sim.json`` passed on the current artifacts. Each module (MVAU, FIFO,
 width converter) is synthesized on its own, for the board's family, and cached by the hash of
 its Verilog, the family, the options and the Yosys version, so a re-run or a second build with
-the same layers costs nothing. When rtl also wrote the
+the same layers costs nothing. Every module runs under a wall-clock limit (fully unrolled
+layers can take Yosys many minutes); a module that ran past it fails the stage with a message
+saying which, and that outcome is cached too, so a re-run under the same limit fails at once
+instead of spending the limit again. Each module's result is reported as it finishes.
+When rtl also wrote the
 network at a comparison width (``rtl/acc<N>/``: same folding, same thresholds, every
 accumulator at N bits), synth reports the ratios, figure at that width / figure certified.
 """
@@ -14,7 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,9 +28,10 @@ from typing import Any
 from a2qflow import layout
 from a2qflow.artifacts import write_json
 from a2qflow.boards import load_board
+from a2qflow.config import DEFAULT_SYNTH_LAYER_LIMIT_S
 from a2qflow.errors import A2QFlowError
 from a2qflow.tools import ecp5
-from a2qflow.tools.yosys import Yosys
+from a2qflow.tools.yosys import SynthesisTimeout, Yosys
 
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[1] / ".cache" / "synth"
 SUMMED = ("LUT", "LUT_logic", "LUT_memory", "FF", "CARRY", "DSP", "BRAM18", "MUXF")
@@ -32,7 +39,8 @@ ECP5 = "ecp5"  # the board family whose figures come from synth_ecp5 (LUT = LUT4
 
 
 def run(build_dir: Path, board: str | None = None, jobs: int = 2,
-        cache_dir: Path | None = None) -> dict[str, Any]:
+        cache_dir: Path | None = None, layer_limit_s: float = DEFAULT_SYNTH_LAYER_LIMIT_S,
+        echo: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Synthesize the Verilog the rtl stage wrote; writes and returns ``synth.json``.
 
     Refuses a design whose verification or simulation failed, or whose ``verify.json`` /
@@ -48,7 +56,12 @@ def run(build_dir: Path, board: str | None = None, jobs: int = 2,
     yosys = Yosys()
     family = brd.yosys_family.value
     cache = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
-    variants = {name: synth_variant(build_dir, v, yosys, family, cache, jobs)
+    progress = Progress(echo, sum(len(v["modules"]) for v in described["variants"].values()))
+    if echo is not None:
+        echo(f"synth: {progress.total} modules, {max(1, jobs)} at a time, "
+             f"at most {layer_limit_s:g} s each ({yosys.label})")
+    variants = {name: synth_variant(build_dir, v, yosys, family, cache, jobs, layer_limit_s,
+                                    progress.prefixed(name))
                 for name, v in described["variants"].items()}
     for v in variants.values():
         used = {"LUT": v["total"]["LUT"], "FF": v["total"]["FF"],
@@ -74,8 +87,28 @@ def run(build_dir: Path, board: str | None = None, jobs: int = 2,
     return result
 
 
+class Progress:
+    """One line per finished module, numbered across every variant ("[3/12] ..."), thread-safe."""
+
+    def __init__(self, echo: Callable[[str], None] | None, total: int):
+        self.echo, self.total, self.done = echo, total, 0
+        self._lock = threading.Lock()
+
+    def prefixed(self, variant: str) -> Callable[[dict[str, Any]], None]:
+        def report(res: dict[str, Any]) -> None:
+            with self._lock:
+                self.done += 1
+                if self.echo is not None:
+                    r = res["resources"]
+                    how = "cached" if res["cached"] else f"{res['seconds']:.1f} s"
+                    self.echo(f"  [{self.done}/{self.total}] {variant} {res['module']}: "
+                              f"{r['LUT']:,} LUT, {r['FF']:,} FF, {r['DSP']} DSP ({how})")
+        return report
+
+
 def synth_variant(build_dir: Path, variant: dict[str, Any], yosys: Yosys, family: str,
-                  cache: Path, jobs: int = 2) -> dict[str, Any]:
+                  cache: Path, jobs: int = 2, limit_s: float = DEFAULT_SYNTH_LAYER_LIMIT_S,
+                  finished: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Every module rtl wrote for one variant through Yosys (cached); per-module and total."""
     src = Path(build_dir) / variant["dir"]
 
@@ -86,7 +119,10 @@ def synth_variant(build_dir: Path, variant: dict[str, Any], yosys: Yosys, family
                                "re-run `a2qflow rtl`")
         mvau = record["kind"] == "mvau"
         nodsp = mvau and not record["products_in_dsp"]
-        res = synth_cached(path.read_text(), record["module"], family, yosys, nodsp, cache)
+        res = synth_cached(path.read_text(), record["module"], family, yosys, nodsp, cache,
+                           limit_s)
+        if finished is not None:
+            finished(res)
         res["kind"] = record["kind"]
         if mvau:  # what rtl recorded about the layer (node, widths, folding, style, ...)
             res.update({k: v for k, v in record.items()
@@ -109,8 +145,12 @@ def synth_variant(build_dir: Path, variant: dict[str, Any], yosys: Yosys, family
 
 
 def synth_cached(text: str, module: str, family: str, yosys: Yosys, nodsp: bool,
-                 cache: Path = DEFAULT_CACHE_DIR) -> dict[str, Any]:
-    """One module through Yosys, cached by the hash of its text, options and Yosys version."""
+                 cache: Path = DEFAULT_CACHE_DIR,
+                 limit_s: float = DEFAULT_SYNTH_LAYER_LIMIT_S) -> dict[str, Any]:
+    """One module through Yosys, cached by the hash of its text, options and Yosys version.
+
+    Raises :class:`SynthesisTimeout` past ``limit_s``; the timeout is remembered beside the
+    cache entry, and a later call with a limit no longer than that raises it without running."""
     flow = (ecp5.script(["in.v"], module, nodsp, True) if family == ECP5
             else yosys.script("design.v", module, family, nodsp))
     key = hashlib.sha256(json.dumps([text, module, family, nodsp, yosys.version, flow])
@@ -121,6 +161,14 @@ def synth_cached(text: str, module: str, family: str, yosys: Yosys, nodsp: bool,
             return {**json.loads(entry.read_text()), "cached": True}
         except json.JSONDecodeError:
             pass
+    timed_out = cache / f"{key}.timeout.json"
+    if timed_out.is_file():
+        before = json.loads(timed_out.read_text()).get("limit_s", 0)
+        if limit_s <= before:
+            raise SynthesisTimeout(module, limit_s, f"it already ran past {before:g} s in an "
+                                   f"earlier run (remembered in {timed_out}); raise the limit "
+                                   "(a2qflow synth --synth-layer-limit-s SECONDS, or "
+                                   "hardware.synth_layer_limit_s) or fold the layer")
     try:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -129,13 +177,19 @@ def synth_cached(text: str, module: str, family: str, yosys: Yosys, nodsp: bool,
     with tempfile.TemporaryDirectory(prefix=f"{module}-", dir=cache) as tmp:
         work = Path(tmp)
         (work / "in.v").write_text(text)
-        if family == ECP5:  # Lattice: synth_ecp5, ECP5 cell names kept beside the common keys
-            result = ecp5.synth_ecp5([work / "in.v"], module, work, nodsp=nodsp, yosys=yosys,
-                                     levels=True).to_dict()
-            result["ecp5_resources"] = result["resources"]
-            result["resources"] = ecp5.common_resources(result["resources"])
-        else:
-            result = yosys.synth(work / "in.v", module, family, work, nodsp=nodsp).to_dict()
+        try:
+            if family == ECP5:  # Lattice: synth_ecp5, ECP5 cell names beside the common keys
+                result = ecp5.synth_ecp5([work / "in.v"], module, work, nodsp=nodsp,
+                                         yosys=yosys, levels=True, timeout_s=limit_s).to_dict()
+                result["ecp5_resources"] = result["resources"]
+                result["resources"] = ecp5.common_resources(result["resources"])
+            else:
+                result = yosys.synth(work / "in.v", module, family, work, nodsp=nodsp,
+                                     timeout_s=limit_s).to_dict()
+        except SynthesisTimeout:
+            write_json(timed_out, {"module": module, "limit_s": limit_s, "tool": yosys.label})
+            raise
+    timed_out.unlink(missing_ok=True)
     write_json(entry, result)
     return {**result, "cached": False}
 

@@ -15,10 +15,7 @@ Writes ``unrolled.json`` and ``unrolled.md`` (with the command) to ``--out``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import shutil
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,10 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import command_line, machine  # noqa: E402
 
 from a2qflow import compile as a2q_compile  # noqa: E402
-from a2qflow import export, rtl, train, verify  # noqa: E402
+from a2qflow import export, rtl, synth, train, verify  # noqa: E402
 from a2qflow.artifacts import write_json, write_text  # noqa: E402
 from a2qflow.config import ModelSpec, TrainConfig  # noqa: E402
-from a2qflow.tools.yosys import CACHE_DIR, Yosys, resources_from_cells  # noqa: E402
+from a2qflow.errors import A2QFlowError  # noqa: E402
+from a2qflow.tools.yosys import SynthesisTimeout, Yosys  # noqa: E402
 
 
 def read_json(path: Path) -> Any:
@@ -62,39 +60,19 @@ def folding(dims: list[tuple[int, int]]) -> dict[str, Any]:
 
 
 def synth_limited(text: str, module: str, limit: float, yosys: Yosys) -> dict[str, Any]:
-    """One module through Yosys under a wall-clock limit (content-cached)."""
-    script = yosys.script("design.v", module, "xc7", True)
-    key = hashlib.sha256(json.dumps([text, module, yosys.version, script]).encode()).hexdigest()
-    cached = SYNTH_CACHE / f"{key}.json"
-    if cached.is_file():
-        res = json.loads(cached.read_text())
-        if res.get("status") == "ok" or res.get("limit_s", 0) >= limit:
-            return {**res, "cached": True}
-    work = SYNTH_CACHE / f"work-{key[:16]}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    (work / "design.v").write_text(text)
-    (work / "synth.ys").write_text(script.replace("write_json netlist.json\n", ""))
-    env = {"YOWASP_CACHE_DIR": str(CACHE_DIR.resolve()), "PATH": "/usr/bin:/bin"}
-    t0 = time.perf_counter()
+    """One module through the synth stage's cached Yosys run under a wall-clock limit; a
+    timeout or a failure is a row in the table, not the end of the bench."""
+    label = f"{yosys.label} synth_xilinx -family xc7 -nodsp"
     try:
-        proc = subprocess.run([str(yosys.binary), "-q", "-l", "yosys.log", "synth.ys"],
-                              cwd=work, env=env, capture_output=True, text=True, timeout=limit)
-        seconds = round(time.perf_counter() - t0, 1)
-        if proc.returncode != 0:
-            res = {"status": "failed", "seconds": seconds, "error": proc.stderr[-500:]}
-        else:
-            stat = json.loads((work / "stat.json").read_text())
-            cells = {k: int(v) for k, v in stat["design"]["num_cells_by_type"].items()}
-            res = {"status": "ok", "seconds": seconds, "resources": resources_from_cells(cells)}
-    except subprocess.TimeoutExpired:
-        res = {"status": "timeout", "seconds": round(time.perf_counter() - t0, 1),
-               "limit_s": limit}
-    shutil.rmtree(work, ignore_errors=True)
-    res["tool"] = f"{yosys.label} synth_xilinx -family xc7 -nodsp"
-    SYNTH_CACHE.mkdir(parents=True, exist_ok=True)
-    cached.write_text(json.dumps(res))
-    return {**res, "cached": False}
+        res = synth.synth_cached(text, module, "xc7", yosys, True, SYNTH_CACHE, limit)
+    except SynthesisTimeout as exc:
+        return {"status": "timeout", "seconds": limit, "limit_s": limit, "tool": label,
+                "cached": "already ran past" in exc.fix}
+    except A2QFlowError as exc:
+        return {"status": "failed", "seconds": None, "error": exc.problem[-500:],
+                "tool": label, "cached": False}
+    return {"status": "ok", "seconds": res["seconds"], "resources": res["resources"],
+            "logic_levels": res["logic_levels"], "tool": label, "cached": res["cached"]}
 
 
 def prepare(point: Path, name: str, args: argparse.Namespace, float_ckpt: Path) -> dict:
@@ -139,18 +117,19 @@ def run_point(point: Path, name: str, gen: str, args: argparse.Namespace,
     for variant, desc in design["variants"].items():
         mods = [m for m in desc["modules"] if m["kind"] == "mvau"]
         texts = [(point / desc["dir"] / m["file"]).read_text() for m in mods]
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            results = list(pool.map(lambda a: synth_limited(a[0], a[1]["module"],
-                                                            args.layer_limit, yosys),
-                                    zip(texts, mods, strict=True)))
-        layers = []
-        for m, res in zip(mods, results, strict=True):
-            layers.append({k: m.get(k) for k in ("node", "mw", "mh", "weights",
-                                                  "nonzero_weights", "adders", "widths",
-                                                  "channel_bits", "generator_label",
-                                                  "acc_bits")} | res)
+        def one(text: str, m: dict[str, Any], variant: str = variant) -> dict[str, Any]:
+            res = synth_limited(text, m["module"], args.layer_limit, yosys)
             print(f"  {name} {gen} {variant} {m['node']}: {res['status']} "
-                  f"{res.get('resources', {})} {res['seconds']} s", flush=True)
+                  f"{res.get('resources', {})} {res['seconds']} s"
+                  f"{' (cached)' if res['cached'] else ''}", flush=True)
+            return res
+
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            results = list(pool.map(one, texts, mods))
+        layers = [{k: m.get(k) for k in ("node", "mw", "mh", "weights", "nonzero_weights",
+                                          "adders", "widths", "channel_bits", "generator_label",
+                                          "acc_bits")} | res
+                  for m, res in zip(mods, results, strict=True)]
         done = all(lay["status"] == "ok" for lay in layers)
         total = {k: sum(lay.get("resources", {}).get(k, 0) for lay in layers)
                  for k in ("LUT", "FF", "CARRY")}

@@ -290,6 +290,11 @@ CASES: list[Case] = [
          r"cannot create the synthesis cache", state="simulated",
          prepare=write("cache", "a file", where="T")),
     Case("synth-no-build-dir", ("synth", "{B}"), r"does not exist"),
+    Case("synth-limit-not-positive", ("synth", "{B}", "--synth-layer-limit-s", "0"),
+         r"synth_layer_limit_s=0.0 is not valid", state="simulated"),
+    Case("synth-module-past-its-limit",
+         ("synth", "{B}", "--synth-layer-limit-s", "0.01", "--cache-dir", "{T}/cache"),
+         r"ran past its limit of 0.01 s.*\n.*--synth-layer-limit-s", state="simulated"),
     # --- bitstream -------------------------------------------------------------------------
     Case("bitstream-no-vivado", ("bitstream", "{B}"), r"XILINX_VIVADO is not set",
          state="simulated", env=NO_VIVADO),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import time
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from a2qflow import synth
 from a2qflow.rtl.design import MVAULayer
 from a2qflow.rtl.generate import render_layer
-from a2qflow.tools.yosys import Yosys
+from a2qflow.tools.yosys import SynthesisTimeout, Yosys
 
 
 def tiny_layer(acc_bits: int) -> MVAULayer:
@@ -37,7 +39,11 @@ def test_cells_grow_with_accumulator_width():
 
 @pytest.mark.slow
 def test_synth_reports_ratios_against_32_bits(simulated_small, tmp_path):
-    result = synth.run(simulated_small, cache_dir=tmp_path / "cache")
+    lines: list[str] = []
+    result = synth.run(simulated_small, cache_dir=tmp_path / "cache", echo=lines.append)
+    modules = sum(len(v["layers"]) + len(v["glue"]) for v in result["variants"].values())
+    assert len(lines) == 1 + modules  # a header, then one line per module as it finishes
+    assert lines[-1].startswith(f"  [{modules}/{modules}] ")
     assert result["tool"].startswith("Yosys 0.70")
     assert result["family"] == "xc7"
     assert result["lut_ratio"] > 1.0 and result["ff_ratio"] > 1.0
@@ -65,3 +71,20 @@ def test_products_follow_finns_res_type():
     assert per_type["dsp"]["DSP"] == 8  # SIMD 4 x PE 2 products
     assert per_type["dsp"]["LUT"] < per_type["lut"]["LUT"]
     assert tiny_layer(11).products_in_dsp is False  # "auto": 4-bit operands stay in LUTs
+
+
+@pytest.mark.slow
+def test_a_module_past_its_limit_fails_and_a_rerun_does_not_spend_the_limit_again(tmp_path):
+    text, cache = render_layer(tiny_layer(11), "mvau_s"), tmp_path / "cache"
+    with pytest.raises(SynthesisTimeout) as first:
+        synth.synth_cached(text, "mvau_s", "xc7", Yosys(), True, cache, limit_s=0.05)
+    assert "mvau_s ran past its limit of 0.05 s" in first.value.problem
+    assert "--synth-layer-limit-s" in first.value.fix
+    (remembered,) = cache.glob("*.timeout.json")
+    assert json.loads(remembered.read_text())["limit_s"] == 0.05
+    t0 = time.perf_counter()
+    with pytest.raises(SynthesisTimeout) as again:  # same limit: refused without running
+        synth.synth_cached(text, "mvau_s", "xc7", Yosys(), True, cache, limit_s=0.05)
+    assert time.perf_counter() - t0 < 0.05 and "already ran past 0.05 s" in again.value.fix
+    res = synth.synth_cached(text, "mvau_s", "xc7", Yosys(), True, cache, limit_s=600)
+    assert res["resources"]["LUT"] > 0 and not remembered.exists()

@@ -12,11 +12,22 @@ from typing import Any
 
 from a2qflow.artifacts import write_text
 from a2qflow.report import plots
-from a2qflow.report.collect import BuildView, compressed_weight_bits, load_dirs
+from a2qflow.report.collect import (
+    BuildView,
+    channel_width_summary,
+    compressed_weight_bits,
+    load_dirs,
+)
 from a2qflow.report.render import Figure, Section, Table, to_html, to_markdown
 
 SPARSE_SCHEME = ("Compressed size: the smaller of dense (K*C*M bits) and CSR (per non-zero weight "
                  "M value bits + ceil(log2 K) index bits, plus ceil(log2(K+1)) bits per channel).")
+
+CHANNEL_WIDTHS = ("Each output channel's exact accumulator width, from its own integer weights "
+                  "and the layer's input range (a2qflow bounds). A folded MVAU shares one "
+                  "accumulator width per layer (the maximum); an unrolled layer "
+                  "(SIMD = MW, PE = MH) gives each channel's adder tree its own root width, "
+                  "which saves the root bits counted here.")
 
 
 def _pct(x: float | None) -> str:
@@ -86,6 +97,15 @@ def sparsity_table(v: BuildView) -> Table:
                  rows)
 
 
+def channel_width_table(v: BuildView) -> Table:
+    rows = [[r["layer"], str(r["channels"]), f"{r['min']} / {r['median']} / {r['max']}",
+             str(r["layer_bits"]), str(r["chosen_bits"]), _num(r["root_bits_saved"]),
+             f"{r['root_bits_saved'] / (r['channels'] * r['layer_bits']):.1%}"]
+            for r in channel_width_summary(v.certificate or {})]
+    return Table(["layer", "channels", "channel exact bits min / median / max", "layer exact",
+                  "chosen", "root bits saved per-channel", "of per-layer root bits"], rows)
+
+
 def focus_build(views: list[BuildView]) -> BuildView | None:
     """The build the per-layer sections show: the narrowest certified one."""
     ok = [v for v in views if not v.error]
@@ -128,6 +148,12 @@ def build_sections(views: list[BuildView], out: Path) -> list[Section]:
         sections.append(Section(f"Per-layer view: {focus.name}", figures=figs))
         sections.append(Section(f"Weight sparsity: {focus.name}", note=SPARSE_SCHEME,
                                 table=sparsity_table(focus)))
+        if channel_width_summary(focus.certificate or {}):
+            sections.append(Section(
+                f"Per-channel exact widths: {focus.name}", note=CHANNEL_WIDTHS,
+                table=channel_width_table(focus),
+                figures=[Figure(plots.channel_widths(focus, out / "channel_widths.png"),
+                                "exact accumulator width of every output channel, per layer")]))
     for v in views:
         if v.certificate:
             verdict = "all proven" if v.certificate.get("all_proven") else "REFUSED"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from a2qflow.errors import A2QFlowError
-from a2qflow.summary import summarize
+from a2qflow.summary import summarize, trained_record
 
 RESOURCES = ("LUT", "FF", "DSP", "BRAM18", "CARRY")
 
@@ -55,13 +55,10 @@ def _read(path: Path) -> Any:
 
 def load_build(path: Path, name: str | None = None) -> BuildView:
     path = Path(path)
-    train = _read(path / "train.json")
+    train = trained_record(path)
     if train is None:
-        imported = _read(path / "import.json")
-        if imported is None:
-            raise A2QFlowError(f"{path} is not a build directory (no train.json or import.json)",
-                               "pass a build directory or a sweep directory (with sweep.json)")
-        train = _as_trained(imported, _read(path / "verify.json"))
+        raise A2QFlowError(f"{path} is not a build directory (no train.json or import.json)",
+                           "pass a build directory or a sweep directory (with sweep.json)")
     s = summarize(path)
     view = BuildView(name=name or path.name, path=path, spec=train["spec"], acc=s["acc"],
                      float_acc=s["float_acc"], layers=train["layers"],
@@ -71,16 +68,6 @@ def load_build(path: Path, name: str | None = None) -> BuildView:
                      pnr=s.get("pnr"))
     _attach_resources(view, s)
     return view
-
-
-def _as_trained(imported: dict[str, Any], verify: dict[str, Any] | None) -> dict[str, Any]:
-    """What the report needs from train.json, for a model a2qflow did not train."""
-    widths = [r["acc_bits"] for r in imported["layers"] if r["acc_bits"] is not None]
-    accuracy = ((verify or {}).get("chain") or {}).get("accuracy")
-    return {"spec": {"quant": "imported", "acc_bits": max(widths) if widths else None,
-                     "arch": Path(imported["source"]["path"]).name},
-            "quant_test_acc": accuracy, "float_test_acc": None, "layers": imported["layers"],
-            "config": {"method": "imported"}}
 
 
 def _method(train: dict[str, Any]) -> str:
@@ -155,3 +142,19 @@ def compressed_weight_bits(k: int, channels: int, weight_bits: int, sparsity: fl
     sparse = nnz * (weight_bits + index_bits) + channels * math.ceil(math.log2(k + 1))
     return {"dense_bits": dense, "sparse_bits": sparse, "nnz": nnz,
             "best_bits": min(dense, sparse)}
+
+
+def channel_width_summary(cert: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per layer of a certificate: min/median/max of its channels' exact widths, and the
+    accumulator bits one per-layer width wastes at the channel roots (sum over channels of the
+    layer's exact width minus the channel's): where per-channel sizing pays."""
+    rows = []
+    for e in cert.get("layers", []):
+        bits = sorted(e.get("channel_exact_bits") or [])
+        if not bits:
+            continue
+        rows.append({"layer": e["layer"], "channels": len(bits), "layer_bits": e["exact_bits"],
+                     "chosen_bits": e["chosen_bits"], "min": bits[0],
+                     "median": bits[len(bits) // 2], "max": bits[-1],
+                     "root_bits_saved": sum(e["exact_bits"] - b for b in bits)})
+    return rows

@@ -118,6 +118,27 @@ def layer_widths(view: BuildView, target: Path) -> Path:
     return _save(fig, target)
 
 
+def channel_widths(view: BuildView, target: Path) -> Path:
+    """One box per layer over its channels' exact widths, with the layer's exact width (their
+    maximum) and the chosen width as markers, from the certificate."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    layers = [e for e in (view.certificate or {}).get("layers", [])
+              if e.get("channel_exact_bits")]
+    if layers:
+        xs = list(range(1, len(layers) + 1))
+        ax.boxplot([e["channel_exact_bits"] for e in layers], whis=(0, 100))
+        ax.plot(xs, [e["exact_bits"] for e in layers], "v", color="tab:red",
+                label="layer exact (max over channels)")
+        ax.plot(xs, [e["chosen_bits"] for e in layers], "_", color="tab:blue", markersize=18,
+                label="chosen (certified)")
+        ax.set_xticks(xs, [e["layer"] for e in layers], rotation=20, fontsize=8)
+        ax.legend(fontsize=7)
+    ax.set(ylabel="exact accumulator bits per channel",
+           title=f"Per-channel exact widths (a2qflow bounds): {view.name}")
+    ax.grid(alpha=0.3, axis="y")
+    return _save(fig, target)
+
+
 def sparsity(view: BuildView, target: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4))
     names = [r["name"] for r in view.layers if r.get("sparsity") is not None]

@@ -13,16 +13,13 @@ paths only (the WebAssembly build maps its files over /tmp).
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from a2qflow.errors import A2QFlowError
-from a2qflow.tools.yosys import CACHE_DIR, Yosys, logic_levels
+from a2qflow.tools.yosys import Yosys, logic_levels
 
 DEFAULT_TIMEOUT_S = 1800.0
 NETLIST = "netlist.json"
@@ -115,8 +112,8 @@ def synth_ecp5(sources: list[Path], top: str, work: Path, nodsp: bool = False,
     """Synthesize ``sources`` (Verilog files, copied into ``work``) for ECP5 with top ``top``.
 
     Keeps ``yosys.log`` (and, with ``netlist``, ``netlist.json``) in ``work``; ``levels``
-    also counts the logic levels. A Yosys error or a run past ``timeout_s`` raises
-    :class:`A2QFlowError` with the log's tail.
+    also counts the logic levels. A Yosys error raises :class:`A2QFlowError` with the log's
+    tail, a run past ``timeout_s`` :class:`~a2qflow.tools.yosys.SynthesisTimeout`.
     """
     yosys = yosys or Yosys()
     work = Path(work)
@@ -131,21 +128,8 @@ def synth_ecp5(sources: list[Path], top: str, work: Path, nodsp: bool = False,
         raise A2QFlowError(f"two sources of {top} share a file name: {sorted(names)}",
                            "give every Verilog file a distinct name")
     (work / "synth.ys").write_text(script(names, top, nodsp, netlist or levels))
-    env = dict(os.environ)
-    env.setdefault("YOWASP_CACHE_DIR", str(CACHE_DIR))
-    argv = [str(yosys.binary), "-q", "-l", "yosys.log", "synth.ys"]
+    seconds = yosys.run_script(work, top, timeout_s)
     log = work / "yosys.log"
-    t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True,
-                              timeout=timeout_s)
-    except subprocess.TimeoutExpired as exc:
-        raise A2QFlowError(f"Yosys synth_ecp5 of {top} ran past {timeout_s:g} s",
-                           f"raise the timeout or synthesize a smaller design; see {log}") from exc
-    seconds = round(time.perf_counter() - t0, 3)
-    if proc.returncode != 0:
-        tail = log.read_text(errors="replace")[-2000:] if log.exists() else proc.stderr
-        raise A2QFlowError(f"Yosys synth_ecp5 of {top} failed:\n{tail}", f"see {log}")
     stat = json.loads((work / "stat.json").read_text())
     cells = {k: int(v) for k, v in stat["design"]["num_cells_by_type"].items()
              if not k.startswith("$scopeinfo")}  # flatten's scope records, not hardware

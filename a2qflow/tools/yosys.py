@@ -31,6 +31,21 @@ LUT_MEMORY = {"RAM32M": 4, "RAM32M16": 8, "RAM64M": 4, "RAM64M8": 8, "RAM32X1D":
 BRAM18 = {"RAMB18E1": 1, "RAMB18E2": 1, "RAMB36E1": 2, "RAMB36E2": 2}
 
 
+class SynthesisTimeout(A2QFlowError):
+    """Yosys ran past its per-module limit: the module is too large to synthesize in time."""
+
+    def __init__(self, module: str, limit_s: float, fix: str | None = None):
+        self.module, self.limit_s = module, float(limit_s)
+        super().__init__(
+            f"Yosys synthesis of {module} ran past its limit of {limit_s:g} s",
+            fix or ("raise the per-module limit (a2qflow synth --synth-layer-limit-s SECONDS, or "
+                    "hardware.synth_layer_limit_s in the build config), or fold the layer "
+                    "(smaller SIMD/PE) so that it has fewer adders"))
+
+    def __reduce__(self):
+        return (type(self), (self.module, self.limit_s, self.fix))
+
+
 @dataclass
 class SynthResult:
     """Cell counts of one synthesized module, Vivado-style resource names."""
@@ -121,21 +136,32 @@ class Yosys:
             "write_json netlist.json",
         ]) + "\n"
 
-    def synth(self, verilog: Path, top: str, family: str, work: Path,
-              nodsp: bool = False) -> SynthResult:
-        work.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(verilog, work / "design.v")
-        (work / "synth.ys").write_text(self.script("design.v", top, family, nodsp))
+    def run_script(self, work: Path, top: str, timeout_s: float | None = None) -> float:
+        """Run ``work/synth.ys`` (log in ``work/yosys.log``); the seconds it took.
+
+        A Yosys error raises :class:`A2QFlowError` with the log's tail; a run past
+        ``timeout_s`` is killed and raises :class:`SynthesisTimeout`."""
         env = dict(os.environ)
         env.setdefault("YOWASP_CACHE_DIR", str(CACHE_DIR))
         argv = [str(self.binary), "-q", "-l", "yosys.log", "synth.ys"]
         t0 = time.perf_counter()
-        proc = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True)
-        seconds = round(time.perf_counter() - t0, 3)
+        try:
+            proc = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True,
+                                  timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise SynthesisTimeout(top, timeout_s or 0) from None
         if proc.returncode != 0:
             log = work / "yosys.log"
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else proc.stderr
             raise A2QFlowError(f"Yosys synthesis of {top} failed:\n{tail}", f"see {log}")
+        return round(time.perf_counter() - t0, 3)
+
+    def synth(self, verilog: Path, top: str, family: str, work: Path,
+              nodsp: bool = False, timeout_s: float | None = None) -> SynthResult:
+        work.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(verilog, work / "design.v")
+        (work / "synth.ys").write_text(self.script("design.v", top, family, nodsp))
+        seconds = self.run_script(work, top, timeout_s)
         stat = json.loads((work / "stat.json").read_text())
         cells = {k: int(v) for k, v in stat["design"]["num_cells_by_type"].items()}
         netlist = json.loads((work / "netlist.json").read_text())

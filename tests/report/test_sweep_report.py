@@ -13,7 +13,11 @@ import pytest
 
 from a2qflow import report, sweep
 from a2qflow.config import load_config
-from a2qflow.report.collect import compressed_weight_bits, pareto_front
+from a2qflow.report.collect import (
+    channel_width_summary,
+    compressed_weight_bits,
+    pareto_front,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -51,6 +55,8 @@ def test_report_writes_tables_and_plots(sweep_dir):
     assert "failed: accumulator width P=5 is infeasible" in md
     assert "FINN" in md  # resource figures name their source
     assert "Certificate: a2q_P12 (all proven)" in md
+    assert "Per-channel exact widths: a2q_P12" in md
+    assert "channel_widths.png" in result["figures"]
     for name in result["figures"]:
         assert (sweep_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -88,3 +94,14 @@ def test_compressed_size_uses_csr_only_when_smaller():
     assert dense["best_bits"] == dense["dense_bits"] == 64 * 64 * 4
     sparse = compressed_weight_bits(64, 64, 4, 0.9)
     assert sparse["best_bits"] == sparse["sparse_bits"] < sparse["dense_bits"]
+
+
+def test_channel_width_summary_counts_the_root_bits_a_per_layer_width_wastes():
+    cert = {"layers": [
+        {"layer": "fc0", "exact_bits": 12, "chosen_bits": 12, "channel_exact_bits": [12, 9, 10]},
+        {"layer": "fc1", "exact_bits": 8, "chosen_bits": 9},  # no per-channel record: skipped
+    ]}
+    (row,) = channel_width_summary(cert)
+    assert (row["min"], row["median"], row["max"]) == (9, 10, 12)
+    assert row["root_bits_saved"] == (12 - 9) + (12 - 10)
+    assert row["channels"] == 3
