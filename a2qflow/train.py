@@ -95,13 +95,17 @@ def width_flag(spec: ModelSpec, index: int, count: int) -> str:
     return "--acc-bits"
 
 
-def check_trained(reports: list[LayerReport]) -> None:
-    """A collapsed layer or a width above target must never pass silently."""
+def check_trained(reports: list[LayerReport], post_training: bool = False) -> None:
+    """A collapsed layer or a width above target must never pass silently; the fix depends on
+    whether QAT or AXE (post-training) chose the integers."""
     collapsed = collapsed_layers(reports)
     if collapsed:
         names = ", ".join(f"{r.name} (P={r.acc_bits})" for r in collapsed)
         raise A2QFlowError(
-            f"training collapsed: every integer weight of {names} is zero",
+            f"{'quantization' if post_training else 'training'} collapsed: every integer "
+            f"weight of {names} is zero",
+            "use a larger --acc-bits for that layer, or more --calibration-samples"
+            if post_training else
             "use a larger --acc-bits for that layer, or more --float-epochs so the warm start "
             "and EP-init have a trained model to project",
         )
@@ -109,7 +113,9 @@ def check_trained(reports: list[LayerReport]) -> None:
     if over:
         detail = "; ".join(f"{r.name}: exact {r.exact_bits} bits > P={r.acc_bits}" for r in over)
         raise A2QFlowError(
-            f"trained weights overflow their accumulator target ({detail})",
+            f"quantized weights overflow their accumulator target ({detail})",
+            "AXE's per-sign budget did not hold after rounding: use a larger --acc-bits, or "
+            "--method qat" if post_training else
             "re-train (A2Q+ rounding can break zero-centring), or use --quant a2q",
         )
 
@@ -290,7 +296,7 @@ def run(spec: ModelSpec, cfg: TrainConfig, build_dir: Path, progress: bool = Tru
             spec, cfg, warm_state, x_train, y_train, gen, loss_fn, progress)
     quant_acc = accuracy(model, x_test, y_test)
     reports = layer_reports(model, spec, x_test[:2])
-    check_trained(reports)
+    check_trained(reports, post_training=cfg.method.post_training and not cfg.ptq_finetune_epochs)
 
     samples_x = x_test[:N_SAMPLES]
     torch_out = predict(model, samples_x).numpy()

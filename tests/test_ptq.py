@@ -111,8 +111,9 @@ def test_without_the_axe_constraint_the_width_exceeds_p(digits_float, method):
     assert not record["constrained"]
     reports = layer_reports(model, spec, x_test[:2])
     assert any(r.acc_bits is not None and r.exact_bits > r.acc_bits for r in reports)
-    with pytest.raises(A2QFlowError, match="overflow their accumulator target"):
-        train.check_trained(reports)
+    with pytest.raises(A2QFlowError, match="overflow their accumulator target") as refused:
+        train.check_trained(reports, post_training=True)
+    assert "--method qat" in refused.value.fix  # an AXE fix, not a QAT re-training hint
     constrained, _ = ptq.post_training_quantize(spec, cfg, float_state, x, progress=False)
     train.check_trained(layer_reports(constrained, spec, x_test[:2]))
 
