@@ -53,7 +53,9 @@ def finn_estimates(model: ModelWrapper, board: Board) -> tuple[ModelWrapper, dic
                    for k, v in board.utilization(
                        {k: v for k, v in total.items() if v is not None}).items()}
     return model, {
-        "tool": f"FINN {version('finn-plus')} analytical estimates (not synthesis)",
+        "tool": f"FINN {version('finn-plus')} analytical estimates (not synthesis"
+                + ("; FINN's Xilinx LUT/BRAM models, it has none for ECP5)" if board.is_ecp5
+                   else ")"),
         "board": board.name,
         "part": board.part,
         "board_resources": dict(board.resources),

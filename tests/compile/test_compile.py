@@ -74,6 +74,14 @@ def test_estimates_against_the_board(compiled_build):  # noqa: F811
     assert est["total"]["LUT"] == pytest.approx(sum(v["LUT"] for v in est["layers"].values()))
     assert est["utilization"]["LUT"] == pytest.approx(est["total"]["LUT"] / 53200)
     assert est["performance"]["max_cycles"] > 0
+    assert "Xilinx" not in est["tool"]
+
+
+def test_ecp5_estimates_say_they_come_from_finns_xilinx_models(trained_build, copy_build):
+    build = copy_build(trained_build(quant="a2q+", acc_bits=12))
+    est = a2q_compile.run(build, "orangecrab-25f")["estimates"]
+    assert est["part"].startswith("LFE5U") and "FINN" in est["tool"]
+    assert "Xilinx LUT/BRAM models" in est["tool"] and "ECP5" in est["tool"]
 
 
 def test_baseline_forced_to_12_bits_is_refused(trained_build, copy_build):
