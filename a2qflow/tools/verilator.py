@@ -62,6 +62,19 @@ class Verilator:
                 "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include",
                 *[str(s) for s in sources], str(testbench)]
 
+    def lint(self, sources: list[Path], top: str, work: Path,
+             parameters: dict[str, int | str] | None = None) -> RunResult:
+        """``--lint-only`` of ``sources`` (relative to ``work``) with ``top``'s parameters
+        overridden (strings quoted for Verilog); a rejection raises :class:`A2QFlowError`."""
+        overrides = [f"-G{k}={_verilog_value(v)}" for k, v in (parameters or {}).items()]
+        argv = [str(self.binary), "--lint-only", "--top-module", top, *WARNINGS_OFF,
+                *overrides, *[str(s) for s in sources]]
+        result = _run(argv, work, work / "verilator_lint.log")
+        if result.returncode != 0:
+            raise A2QFlowError(f"verilator rejects {top} (exit {result.returncode}):\n"
+                               f"{_tail(result.log)}", f"see {result.log}")
+        return result
+
     def build(self, sources: list[Path], top: str, testbench: Path, work: Path,
               exe: str = "sim") -> Path:
         """Build in ``work`` (paths relative to it); returns the executable."""
@@ -88,6 +101,10 @@ def _run(argv: list[str], cwd: Path, log: Path) -> RunResult:
     except FileNotFoundError as exc:
         raise A2QFlowError(f"cannot run {argv[0]}: {exc}", "run `make install`") from exc
     return RunResult(argv, proc.returncode, round(time.perf_counter() - t0, 3), log)
+
+
+def _verilog_value(value: int | str) -> str:
+    return f'"{value}"' if isinstance(value, str) else str(value)
 
 
 def _tail(log: Path, lines: int = 30) -> str:

