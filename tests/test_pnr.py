@@ -16,6 +16,8 @@ import pytest
 from a2qflow import layout, pnr
 from a2qflow.artifacts import write_json
 from a2qflow.errors import A2QFlowError
+from a2qflow.report import builds_table
+from a2qflow.report.collect import BuildView, attach_resources
 
 CORE = Path(__file__).parent / "tools" / "data" / "dot4.v"
 BOARD = "orangecrab-25f"
@@ -138,3 +140,19 @@ def test_a_design_whose_verification_failed_is_not_placed(tmp_path):
     with pytest.raises(A2QFlowError, match="changed after it was simulated"):
         pnr.run(build, board=BOARD, cache_dir=tmp_path / "cache")
     assert not (build / "pnr.json").exists()
+
+
+def test_the_report_shows_routed_figures_beside_fmax(placed):
+    """A placed build's report row is nextpnr's routed cells (labelled as ECP5 cells), with
+    the ratio against the routed 32-bit variant, not a synthesis estimate."""
+    _, result, _ = placed
+    view = BuildView(name="b", path=Path("."), spec={}, acc=None, float_acc=None, layers=[],
+                     certificate=None, pnr=result)
+    attach_resources(view, {"pnr": result, "estimates": {"total": {"LUT": 1.0}}})
+    cert, wide = result["variants"]["certified"], result["variants"]["acc32"]
+    assert view.resources["LUT"] == cert["routed"]["LUT4"]
+    assert view.resources_ref["LUT"] == wide["routed"]["LUT4"] and view.ref_bits == 32
+    assert "placed and routed" in view.resource_source and "LUT = LUT4" in view.resource_source
+    assert view.utilization["LUT"] == cert["utilization"]["LUT4"]
+    row = builds_table([view]).rows[0]
+    assert f"{cert['fmax_mhz']:.1f} MHz" in row[-1]

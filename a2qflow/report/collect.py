@@ -66,7 +66,7 @@ def load_build(path: Path, name: str | None = None) -> BuildView:
                      method=_method(train),
                      warnings=list((s.get("estimates") or {}).get("warnings", [])),
                      pnr=s.get("pnr"))
-    _attach_resources(view, s)
+    attach_resources(view, s)
     return view
 
 
@@ -76,10 +76,32 @@ def _method(train: dict[str, Any]) -> str:
     return f"{method} ({train.get('recipe', 'standard')})" if method == "qat" else method
 
 
-def _attach_resources(view: BuildView, s: dict[str, Any]) -> None:
-    """Synthesis results when present (Yosys or Vivado), else FINN's estimates, labelled."""
-    synth, est = s.get("synth"), s.get("estimates")
-    if synth:
+ROUTED_AS = {"LUT4": "LUT", "FF": "FF", "MULT18": "DSP", "EBR": "BRAM18"}  # ECP5 -> columns
+
+
+def _routed(variant: dict[str, Any]) -> dict[str, float]:
+    """An ECP5 variant's routed cells under the report's column names (LUT = LUT4 sites,
+    DSP = MULT18, BRAM18 = EBR); the source label says which family they count."""
+    return {col: variant["routed"][cell] for cell, col in ROUTED_AS.items()
+            if cell in variant["routed"]}
+
+
+def attach_resources(view: BuildView, s: dict[str, Any]) -> None:
+    """Routed figures when placed and routed (ECP5), else synthesis results (Yosys or
+    Vivado), else FINN's estimates; always labelled with what produced them."""
+    synth, est, placed = s.get("synth"), s.get("estimates"), s.get("pnr")
+    if placed:
+        certified = placed["variants"]["certified"]
+        view.resources = _routed(certified)
+        view.resource_source = f"{placed['label']} (LUT = LUT4, DSP = MULT18, BRAM18 = EBR)"
+        ref_bits = placed.get("compare_acc_bits")
+        if ref_bits is not None and f"acc{ref_bits}" in placed["variants"]:
+            view.resources_ref = _routed(placed["variants"][f"acc{ref_bits}"])
+            view.ref_bits = ref_bits
+        view.utilization = {ROUTED_AS[k]: v for k, v in certified["utilization"].items()
+                            if k in ROUTED_AS}
+        view.board = placed.get("board")
+    elif synth:
         certified = synth["variants"]["certified"]
         view.resources = dict(certified["total"])
         view.resource_source = f"{synth['tool']} estimate" if synth.get("flow") != "vivado" \
