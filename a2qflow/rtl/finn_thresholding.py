@@ -1,11 +1,9 @@
 """FINN's own RTL for a thresholding layer: ``Thresholding_rtl`` (finn-rtllib ``thresholding``).
 
-FINN generates the layer (its wrapper and per-stage threshold memories, through ``PrepareIP``);
-a2qflow copies the finn-rtllib sources it uses, patched (:mod:`a2qflow.rtl.finn_rtllib`), puts
-a2qflow's stream ports around it (``hls/verilog/finn_rtl_adapter.v.j2``), simulates it with
-Verilator against FINN's execution of the same layer and synthesizes FINN's wrapper with
-Yosys ``read_slang``. The layer comes from a compiled MVAU's fused thresholds
-(:func:`from_mvau`): the split FINN's RTL needs, since its MVU cannot fuse them.
+FINN generates the wrapper and per-stage threshold memories (:mod:`a2qflow.rtl.finn_rtl`
+for what follows); synthesis measures FINN's wrapper. The layer comes from a compiled MVAU's
+fused thresholds (:func:`from_mvau`): the split FINN's RTL needs, since its MVU cannot fuse
+them.
 """
 
 from __future__ import annotations
@@ -13,20 +11,17 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 
 from a2qflow.errors import A2QFlowError
-from a2qflow.finn_env import finn_session
 from a2qflow.graph import integer_array
-from a2qflow.rtl.finn_rtllib import copy_sources, rtllib_root
-from a2qflow.rtl.generate import environment
-from a2qflow.rtl.sim import Group, Port, finn_tensors, simulate
-from a2qflow.tools.verilator import Verilator
-from a2qflow.tools.yosys import SlangRead, Yosys
+from a2qflow.rtl.finn_rtl import FinnRtl, finn_codegen, render_adapter
+from a2qflow.rtl.finn_rtllib import copy_sources
+from a2qflow.rtl.sim import Port, finn_tensors
+from a2qflow.tools.yosys import SlangRead
 
 BACKEND = "FINN RTL Thresholding"
 FINN_OP = "Thresholding_rtl"
@@ -107,34 +102,11 @@ def finn_model(layer: ThresholdingLayer) -> ModelWrapper:
     return model
 
 
-@dataclass(frozen=True)
-class FinnRtl:
-    """FINN's RTL for one layer in ``directory``, ready for Verilator and Yosys."""
-
-    directory: Path
-    top: str  # a2qflow's stream-port adapter
-    finn_top: str  # FINN's generated wrapper
-    sources: tuple[str, ...]  # file names in ``directory``, in compile order
-    data_files: tuple[str, ...]  # what the sources' $readmemh read, relative to the run
-    inp: Port
-    out: Port
-
-    def copy_to(self, work: Path, with_adapter: bool = True) -> tuple[str, ...]:
-        """Copy sources and data files into ``work``; the source names."""
-        work.mkdir(parents=True, exist_ok=True)
-        sources = self.sources if with_adapter else self.sources[:-1]
-        for name in (*sources, *self.data_files):
-            shutil.copyfile(self.directory / name, work / name)
-        return sources
-
-
 def generate(layer: ThresholdingLayer, directory: Path, fpgapart: str,
              clock_ns: float) -> FinnRtl:
     """FINN's code generation for the layer, then the sources copied (patched) into
     ``directory``; FINN's own output stays in ``directory/finn``."""
-    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
     from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
-    from qonnx.custom_op.registry import getCustomOp
 
     directory = Path(directory).resolve()
     model = finn_model(layer).transform(SpecializeLayers(fpgapart))
@@ -142,33 +114,27 @@ def generate(layer: ThresholdingLayer, directory: Path, fpgapart: str,
     if node.op_type != FINN_OP:
         raise A2QFlowError(f"FINN specialized {layer.name} to {node.op_type}, not {FINN_OP}",
                            "FINN's RTL thresholding needs integer inputs and thresholds")
-    with finn_session(directory / "finn"):
-        model = model.transform(PrepareIP(fpgapart, clock_ns))
-        inst = getCustomOp(model.graph.node[0])
-        files = [Path(f) for f in inst.get_rtl_file_list(abspath=True)]
-    root = rtllib_root().resolve()
-    library = [f for f in files if f.resolve().is_relative_to(root)]
-    generated = [f for f in files if f not in library]
-    copied = copy_sources(library, directory)
-    codegen = Path(inst.get_nodeattr("code_gen_dir_ipgen"))
+    made = finn_codegen(model, directory, fpgapart, clock_ns)
+    inst, generated = made.inst, made.generated
+    copied = copy_sources(made.library, directory)
+    codegen = made.codegen
     data = sorted(codegen.glob(f"{node.name}_threshs_*.dat"))
     for f in (*generated, *data):
         shutil.copyfile(f, directory / f.name)
     finn_top = inst.get_verilog_top_module_name()
     idt, odt = DataType[layer.input_type], DataType[layer.output_type]
     inp = Port(layer.pe, idt.bitwidth(), idt.signed(), layer.channels)
-    out_bits = int(inst.get_outstream_width()) // layer.pe
-    out = Port(layer.pe, out_bits, odt.signed(), layer.channels)
+    out = Port(layer.pe, int(inst.get_outstream_width()) // layer.pe, odt.signed(),
+               layer.channels)
     top = f"a2q_{finn_top.lower()}"
-    adapter = environment().get_template("finn_rtl_adapter.v.j2").render(
-        module=top, finn_module=finn_top, backend=BACKEND, tie_inputs=TIED_OFF,
-        open_outputs=LEFT_OPEN,
-        in_port="in0_V", out_port="out0_V", in_width=inp.width,
-        in_axi_width=inst.get_instream_width_padded(), out_width=out.width,
-        out_axi_width=inst.get_outstream_width_padded())
-    (directory / f"{top}.v").write_text(adapter)
-    sources = (*(c.name for c in copied), *(f.name for f in generated), f"{top}.v")
-    return FinnRtl(directory, top, finn_top, sources, tuple(f.name for f in data), inp, out)
+    (directory / f"{top}.v").write_text(render_adapter(
+        top, finn_top, BACKEND, inp, out, inst.get_instream_width_padded(),
+        inst.get_outstream_width_padded(), tie_inputs=TIED_OFF, open_outputs=LEFT_OPEN))
+    finn_sources = (*(c.name for c in copied), *(f.name for f in generated))
+    return FinnRtl(directory=directory, backend=BACKEND, top=top, finn_top=finn_top,
+                   sources=(*finn_sources, f"{top}.v"), data_files=tuple(f.name for f in data),
+                   reads=(SlangRead(finn_sources, top=finn_top),), synth_top=finn_top,
+                   inp=inp, out=out)
 
 
 def edge_vectors(layer: ThresholdingLayer, n_random: int = 32, seed: int = 0) -> np.ndarray:
@@ -189,27 +155,3 @@ def finn_reference(layer: ThresholdingLayer, x: np.ndarray) -> np.ndarray:
     """FINN's Python execution of the generic Thresholding node."""
     (out,) = finn_tensors(finn_model(layer), np.asarray(x, dtype=np.float32), ["out"])
     return out
-
-
-def simulate_layer(rtl: FinnRtl, vectors: np.ndarray, expected: np.ndarray, work: Path,
-                   verilator: Verilator) -> dict[str, Any]:
-    """Verilator, with random input gaps and output back-pressure; mismatches against
-    ``expected``."""
-    sources = rtl.copy_to(work)
-    group = Group(label=rtl.top, module=rtl.top, inp=rtl.inp, out=rtl.out,
-                  vectors=np.asarray(vectors, dtype=np.int64),
-                  expected=np.asarray(expected, dtype=np.int64), stress=True)
-    texts = {name: (work / name).read_text() for name in sources}
-    (result,), seconds = simulate([group], texts, work, verilator)
-    return {"backend": BACKEND, "outputs": result.outputs, **result.compare(group.expected),
-            **seconds}
-
-
-def synthesize(rtl: FinnRtl, work: Path, yosys: Yosys, family: str = "xc7",
-               timeout_s: float | None = None) -> dict[str, Any]:
-    """Yosys ``synth_xilinx`` of FINN's wrapper, read through ``read_slang``."""
-    sources = rtl.copy_to(work, with_adapter=False)
-    result = yosys.synth_slang([SlangRead(sources, top=rtl.finn_top)], rtl.finn_top, family,
-                               work, timeout_s=timeout_s)
-    return {**result.to_dict(), "backend": BACKEND,
-            "label": f"{yosys.label} estimate, {BACKEND}"}

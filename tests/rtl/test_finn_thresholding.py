@@ -10,8 +10,8 @@ from qonnx.core.datatype import DataType
 from a2qflow import layout
 from a2qflow.boards import load_board
 from a2qflow.errors import A2QFlowError
+from a2qflow.rtl import finn_rtl
 from a2qflow.rtl import finn_thresholding as ft
-from a2qflow.tools.verilator import Verilator
 from a2qflow.tools.yosys import Yosys
 
 pytestmark = pytest.mark.slow
@@ -57,7 +57,7 @@ def test_finn_rtl_thresholding_is_bit_exact_at_every_threshold_edge(finn_layer, 
         differs = (moved.reference(x) != expected).any(axis=0)
         assert differs.all(), f"thresholds {shift:+d}: channels {np.flatnonzero(~differs)}"
 
-    result = ft.simulate_layer(rtl, x, expected, tmp_path, Verilator())
+    result = finn_rtl.simulate_layer(rtl, x, expected, tmp_path)
 
     assert result["compared"] == x.size > 0
     assert result["mismatches"] == 0, result["first_mismatch"]
@@ -68,7 +68,7 @@ def test_finn_rtl_thresholding_synthesizes_to_luts_labelled_finn_rtl(finn_layer,
     _, _, _, rtl = finn_layer
     yosys = Yosys()
 
-    result = ft.synthesize(rtl, tmp_path, yosys, "xc7", timeout_s=600)
+    result = finn_rtl.synthesize(rtl, tmp_path, yosys, "xc7", timeout_s=600)
 
     assert result["resources"]["LUT"] > 0 and result["resources"]["FF"] > 0
     assert result["resources"]["DSP"] == 0
