@@ -70,7 +70,7 @@ def test_folded_mvu_is_bit_exact_and_synthesizes_to_dsp48s_labelled_finn_rtl(mva
     assert result["module"] == rtl.top  # the MVU with its weight memstream
 
 
-def test_what_finn_s_rtl_mvu_cannot_take_is_refused(mvau_rtl, compiled_small, tmp_path):
+def test_what_finn_s_rtl_mvu_cannot_take_is_refused(mvau_rtl, tmp_path):
     model, name, inst, _, _ = mvau_rtl
     hls = next(n for n in model.graph.node if n.op_type == "MVAU_hls")
     with pytest.raises(A2QFlowError, match="is not an MVAU_rtl node"):
