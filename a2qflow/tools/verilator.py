@@ -16,12 +16,12 @@ from a2qflow.errors import A2QFlowError
 TOOL = "verilator"
 WARNINGS_OFF = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL", "-Wno-UNUSEDPARAM",
                 "-Wno-DECLFILENAME", "-Wno-PINCONNECTEMPTY")
-# FINN's finn-rtllib (finn-plus 1.6.1): its MVU's behavioural datapath instead of DSP48 primitives
-# (FINN's own rtlsim define; there are no Xilinx simulation models here), and the two warnings
-# its sources raise: add_multi.sv's constant unsigned comparison, mvu.sv's startup watchdog
-# (a non-blocking assignment in an initial block, after a #100ns delay that --no-timing drops)
-FINN_RTL_FLAGS = ("+define+FINN_SIMULATION", "--no-timing", "-Wno-STMTDLY", "-Wno-UNSIGNED",
-                  "-Wno-INITIALDLY")
+# FINN's finn-rtllib (finn-plus 1.6.1) under Verilator: its MVU picks its behavioural datapath
+# itself (`ifdef VERILATOR; there are no DSP48 simulation models here). Not FINN_SIMULATION: that
+# define swaps FINN's FIFO for a sizing gauge. Waived: mvu.sv's startup watchdog (a #100ns delay,
+# dropped by --no-timing, then a non-blocking assignment in an initial block) and add_multi.sv's
+# constant unsigned comparison.
+FINN_RTL_FLAGS = ("--no-timing", "-Wno-STMTDLY", "-Wno-INITIALDLY", "-Wno-UNSIGNED")
 
 
 @dataclass(frozen=True)
