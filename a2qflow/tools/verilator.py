@@ -19,9 +19,10 @@ WARNINGS_OFF = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL", "-Wn
 # FINN's finn-rtllib (finn-plus 1.6.1) under Verilator: its MVU picks its behavioural datapath
 # itself (`ifdef VERILATOR; there are no DSP48 simulation models here). Not FINN_SIMULATION: that
 # define swaps FINN's FIFO for a sizing gauge. Waived: mvu.sv's startup watchdog (a #100ns delay,
-# dropped by --no-timing, then a non-blocking assignment in an initial block) and add_multi.sv's
-# constant unsigned comparison.
-FINN_RTL_FLAGS = ("--no-timing", "-Wno-STMTDLY", "-Wno-INITIALDLY", "-Wno-UNSIGNED")
+# dropped by --no-timing, then a non-blocking assignment in an initial block), add_multi.sv's
+# constant unsigned comparison, and swg_common.sv's "latch": a `unique case` over every state of
+# its controller, without a default.
+FINN_RTL_FLAGS = ("--no-timing", "-Wno-STMTDLY", "-Wno-INITIALDLY", "-Wno-UNSIGNED", "-Wno-LATCH")
 
 
 @dataclass(frozen=True)
