@@ -5,7 +5,9 @@ model, in ``<directory>/finn``); a2qflow copies the finn-rtllib sources it uses,
 (:mod:`a2qflow.rtl.finn_rtllib`), puts a2qflow's stream ports around it
 (``hls/verilog/finn_rtl_adapter.v.j2``, which also wires a weight memstream into the layer),
 simulates the adapter with Verilator and synthesizes with Yosys ``read_slang``. The layers:
-:mod:`a2qflow.rtl.finn_thresholding`, :mod:`a2qflow.rtl.finn_mvau`.
+:mod:`a2qflow.rtl.finn_thresholding`, :mod:`a2qflow.rtl.finn_mvau`,
+:mod:`a2qflow.rtl.finn_stream`; a2qflow's own max-pool (:mod:`a2qflow.rtl.maxpool`) rides the same
+simulate and synthesize steps.
 """
 
 from __future__ import annotations
@@ -129,11 +131,15 @@ def simulate_layer(rtl: FinnRtl, vectors: np.ndarray, expected: np.ndarray, work
 
 def synthesize(rtl: FinnRtl, work: Path, yosys: Yosys, family: str = "xc7",
                timeout_s: float | None = None) -> dict[str, Any]:
-    """Yosys ``synth_xilinx`` of ``rtl.synth_top``; the result labelled with tool, version
-    and backend."""
+    """Yosys ``synth_xilinx`` of ``rtl.synth_top`` (``read_slang``, or ``read_verilog`` where
+    ``rtl.reads`` is empty); the result labelled with tool, version and backend."""
     rtl.copy_to(work)
-    verilog = (rtl.sources[-1],) if rtl.synth_top == rtl.top else ()
-    result = yosys.synth_slang(list(rtl.reads), rtl.synth_top, family, work,
-                               verilog=verilog, timeout_s=timeout_s)
+    if not rtl.reads:  # plain Verilog, one file (a2qflow's own block): read_verilog
+        result = yosys.synth(work / rtl.sources[-1], rtl.synth_top, family, work,
+                             timeout_s=timeout_s)
+    else:
+        verilog = (rtl.sources[-1],) if rtl.synth_top == rtl.top else ()
+        result = yosys.synth_slang(list(rtl.reads), rtl.synth_top, family, work,
+                                   verilog=verilog, timeout_s=timeout_s)
     return {**result.to_dict(), "backend": rtl.backend,
             "label": f"{yosys.label} estimate, {rtl.backend}"}
