@@ -55,7 +55,7 @@ def run(build_dir: Path, board: str | None = None, jobs: int = 2,
     brd = load_board(board or compiled["board"])
     yosys = Yosys()
     family = brd.yosys_family.value
-    cache = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+    cache = ensure_cache(Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR)
     progress = Progress(echo, sum(len(v["modules"]) for v in described["variants"].values()))
     if echo is not None:
         echo(f"synth: {progress.total} modules, {max(1, jobs)} at a time, "
@@ -144,6 +144,16 @@ def synth_variant(build_dir: Path, variant: dict[str, Any], yosys: Yosys, family
     }
 
 
+def ensure_cache(cache: Path) -> Path:
+    """The cache directory, created; a clear error where it cannot be."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise A2QFlowError(f"cannot create the synthesis cache {cache} ({exc.strerror})",
+                           "give a writable --cache-dir") from None
+    return cache
+
+
 def synth_cached(text: str, module: str, family: str, yosys: Yosys, nodsp: bool,
                  cache: Path = DEFAULT_CACHE_DIR,
                  limit_s: float = DEFAULT_SYNTH_LAYER_LIMIT_S) -> dict[str, Any]:
@@ -169,11 +179,7 @@ def synth_cached(text: str, module: str, family: str, yosys: Yosys, nodsp: bool,
                                    f"earlier run (remembered in {timed_out}); raise the limit "
                                    "(a2qflow synth --synth-layer-limit-s SECONDS, or "
                                    "hardware.synth_layer_limit_s) or fold the layer")
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise A2QFlowError(f"cannot create the synthesis cache {cache} ({exc.strerror})",
-                           "give a writable --cache-dir") from None
+    ensure_cache(cache)
     with tempfile.TemporaryDirectory(prefix=f"{module}-", dir=cache) as tmp:
         work = Path(tmp)
         (work / "in.v").write_text(text)
