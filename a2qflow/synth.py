@@ -176,9 +176,7 @@ def synth_cached(text: str, module: str, family: str, yosys: Yosys, nodsp: bool,
         before = json.loads(timed_out.read_text()).get("limit_s", 0)
         if limit_s <= before:
             raise SynthesisTimeout(module, limit_s, f"it already ran past {before:g} s in an "
-                                   f"earlier run (remembered in {timed_out}); raise the limit "
-                                   "(a2qflow synth --synth-layer-limit-s SECONDS, or "
-                                   "hardware.synth_layer_limit_s) or fold the layer")
+                                   f"earlier run (remembered in {timed_out}); ")
     ensure_cache(cache)
     with tempfile.TemporaryDirectory(prefix=f"{module}-", dir=cache) as tmp:
         work = Path(tmp)

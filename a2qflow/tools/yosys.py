@@ -99,16 +99,17 @@ class SlangRead:
 class SynthesisTimeout(A2QFlowError):
     """Yosys ran past its per-module limit: the module is too large to synthesize in time."""
 
-    def __init__(self, module: str, limit_s: float, fix: str | None = None):
-        self.module, self.limit_s = module, float(limit_s)
+    def __init__(self, module: str, limit_s: float, earlier: str = ""):
+        """``earlier`` says why it was refused without running (a timeout remembered)."""
+        self.module, self.limit_s, self.earlier = module, float(limit_s), earlier
         super().__init__(
             f"Yosys synthesis of {module} ran past its limit of {limit_s:g} s",
-            fix or ("raise the per-module limit (a2qflow synth --synth-layer-limit-s SECONDS, or "
-                    "hardware.synth_layer_limit_s in the build config), or fold the layer "
-                    "(smaller SIMD/PE) so that it has fewer adders"))
+            f"{earlier}raise the per-module limit (a2qflow synth --synth-layer-limit-s SECONDS, "
+            "or hardware.synth_layer_limit_s in the build config), or fold the layer "
+            "(smaller SIMD/PE) so that it has fewer adders")
 
     def __reduce__(self):
-        return (type(self), (self.module, self.limit_s, self.fix))
+        return (type(self), (self.module, self.limit_s, self.earlier))
 
 
 @dataclass
