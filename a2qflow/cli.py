@@ -11,6 +11,7 @@ import dataclasses
 import sys
 import typing
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
@@ -330,6 +331,9 @@ def rtl(build_dir: Path, max_images: int, compare_acc_bits: int | None,
                    f"{wc['accumulator']['mismatches']} mismatches; at INT{nc['acc_bits']}: "
                    f"{nc['mismatches']} (negative control "
                    f"{'detected' if nc['detected'] else 'NOT detected'})")
+    backends = Counter(b["backend"] for b in result.get("blocks", []))
+    if backends:
+        click.echo("  stream blocks: " + ", ".join(f"{n} x {b}" for b, n in backends.items()))
     click.echo(f"wrote {build_dir / 'rtl'}/ and {build_dir / 'sim.json'} ({result['simulator']})")
 
 

@@ -159,7 +159,15 @@ def rtl_variants(build_dir: Path, compare_acc_bits: int | None = None) -> dict[s
         v = data["variants"][name]
         src = build_dir / v["dir"]
         top = v.get("top", data["top"])
-        files = [m["file"] for m in v["modules"]] + [f"{top}.v"]
+        finn_sv = [m["node"] for m in v["modules"] if m.get("reads")]
+        if finn_sv:
+            raise A2QFlowError(
+                f"the design has FINN SystemVerilog blocks ({', '.join(finn_sv)}), which the "
+                "ECP5 flow (Yosys synth_ecp5 + nextpnr) does not read",
+                "place and route designs of a2qflow's own Verilog (MLPs); synthesize convnets "
+                "for a Xilinx board with `a2qflow synth`")
+        files = [f for m in v["modules"] for f in m.get("files", [m.get("file")])] + [
+            f"{top}.v"]
         sources = [src / f for f in dict.fromkeys(files)]
         missing = [str(p) for p in sources if not p.is_file()]
         if missing:

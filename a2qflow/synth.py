@@ -31,7 +31,7 @@ from a2qflow.boards import load_board
 from a2qflow.config import DEFAULT_SYNTH_LAYER_LIMIT_S
 from a2qflow.errors import A2QFlowError
 from a2qflow.tools import ecp5
-from a2qflow.tools.yosys import SynthesisTimeout, Yosys
+from a2qflow.tools.yosys import SlangRead, SynthesisTimeout, Yosys
 
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[1] / ".cache" / "synth"
 SUMMED = ("LUT", "LUT_logic", "LUT_memory", "FF", "CARRY", "DSP", "BRAM18", "MUXF")
@@ -113,21 +113,33 @@ def synth_variant(build_dir: Path, variant: dict[str, Any], yosys: Yosys, family
     src = Path(build_dir) / variant["dir"]
 
     def one(record: dict[str, Any]) -> dict[str, Any]:
-        path = src / record["file"]
-        if not path.is_file():
-            raise A2QFlowError(f"{path} is listed in {layout.RTL_DESIGN} but missing",
-                               "re-run `a2qflow rtl`")
+        names = record.get("files", [record.get("file")])
+        missing = [n for n in names if not (src / n).is_file()]
+        if missing:
+            raise A2QFlowError(f"{src / missing[0]} is listed in {layout.RTL_DESIGN} but "
+                               "missing", "re-run `a2qflow rtl`")
         mvau = record["kind"] == "mvau"
         nodsp = mvau and not record["products_in_dsp"]
-        res = synth_cached(path.read_text(), record["module"], family, yosys, nodsp, cache,
-                           limit_s)
+        if record.get("reads"):  # FINN's SystemVerilog: its files, read by read_slang
+            files = {n: (src / n).read_text() for n in names if n != record["adapter"]}
+            reads = [SlangRead(**{k: tuple(v) if isinstance(v, list) else v
+                                  for k, v in r.items()}) for r in record["reads"]]
+            res = synth_cached(files, record["top"], family, yosys, nodsp, cache, limit_s,
+                               reads)
+        else:
+            (name,) = names
+            res = synth_cached((src / name).read_text(), record.get("top", record["module"]),
+                               family, yosys, nodsp, cache, limit_s)
         if finished is not None:
             finished(res)
         res["kind"] = record["kind"]
+        res["backend"] = record.get("backend", "a2qflow Verilog")
         if mvau:  # what rtl recorded about the layer (node, widths, folding, style, ...)
             res.update({k: v for k, v in record.items()
                         if k not in ("module", "file", "kind", "products_in_dsp")})
             res["products"] = "LUT" if nodsp else "DSP48 where Yosys maps"
+        elif "nodes" in record:
+            res.update(node=record["node"], nodes=record["nodes"])
         return res
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -137,6 +149,7 @@ def synth_variant(build_dir: Path, variant: dict[str, Any], yosys: Yosys, family
         "acc_bits": variant["acc_bits"], "dir": variant["dir"],
         "simulated": variant["simulated"],
         "layers": [m for m in modules if m["kind"] == "mvau"],
+        "blocks": [m for m in modules if m["kind"] not in ("mvau", "glue")],
         "glue": [m for m in modules if m["kind"] == "glue"],
         "total": total,
         "logic_levels": max(m["logic_levels"] for m in modules),
@@ -154,15 +167,27 @@ def ensure_cache(cache: Path) -> Path:
     return cache
 
 
-def synth_cached(text: str, module: str, family: str, yosys: Yosys, nodsp: bool,
-                 cache: Path = DEFAULT_CACHE_DIR,
-                 limit_s: float = DEFAULT_SYNTH_LAYER_LIMIT_S) -> dict[str, Any]:
+def synth_cached(text: str | dict[str, str], module: str, family: str, yosys: Yosys,
+                 nodsp: bool, cache: Path = DEFAULT_CACHE_DIR,
+                 limit_s: float = DEFAULT_SYNTH_LAYER_LIMIT_S,
+                 reads: list[SlangRead] | None = None) -> dict[str, Any]:
     """One module through Yosys, cached by the hash of its text, options and Yosys version.
 
-    Raises :class:`SynthesisTimeout` past ``limit_s``; the timeout is remembered beside the
-    cache entry, and a later call with a limit no longer than that raises it without running."""
-    flow = (ecp5.script(["in.v"], module, nodsp, True) if family == ECP5
-            else yosys.script("design.v", module, family, nodsp))
+    ``text`` is one Verilog file, or (with ``reads``) FINN's SystemVerilog files by name,
+    read by those ``read_slang`` commands. Raises :class:`SynthesisTimeout` past ``limit_s``;
+    the timeout is remembered beside the cache entry, and a later call with a limit no
+    longer than that raises it without running."""
+    if reads and family == ECP5:
+        raise A2QFlowError(f"{module} is FINN SystemVerilog, which a2qflow synthesizes for "
+                           "Xilinx families only (read_slang + synth_xilinx)",
+                           "use a Xilinx board for designs with FINN RTL blocks")
+    if reads:
+        flow = yosys.script("design.v", module, family, nodsp) + "".join(
+            r.command() for r in reads)
+    elif family == ECP5:
+        flow = ecp5.script(["in.v"], module, nodsp, True)
+    else:
+        flow = yosys.script("design.v", module, family, nodsp)
     key = hashlib.sha256(json.dumps([text, module, family, nodsp, yosys.version, flow])
                          .encode()).hexdigest()[:24]
     entry = cache / f"{key}.json"
@@ -180,9 +205,14 @@ def synth_cached(text: str, module: str, family: str, yosys: Yosys, nodsp: bool,
     ensure_cache(cache)
     with tempfile.TemporaryDirectory(prefix=f"{module}-", dir=cache) as tmp:
         work = Path(tmp)
-        (work / "in.v").write_text(text)
+        files = text if isinstance(text, dict) else {"in.v": text}
+        for name, body in files.items():
+            (work / name).write_text(body)
         try:
-            if family == ECP5:  # Lattice: synth_ecp5, ECP5 cell names beside the common keys
+            if reads:
+                result = yosys.synth_slang(list(reads), module, family, work, nodsp=nodsp,
+                                           timeout_s=limit_s).to_dict()
+            elif family == ECP5:  # Lattice: synth_ecp5, ECP5 cell names beside the common keys
                 result = ecp5.synth_ecp5([work / "in.v"], module, work, nodsp=nodsp,
                                          yosys=yosys, levels=True, timeout_s=limit_s).to_dict()
                 result["ecp5_resources"] = result["resources"]

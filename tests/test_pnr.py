@@ -142,6 +142,18 @@ def test_a_design_whose_verification_failed_is_not_placed(tmp_path):
     assert not (build / "pnr.json").exists()
 
 
+def test_a_design_with_finn_systemverilog_blocks_is_refused_before_placing(tmp_path):
+    build = make_build(tmp_path / "b", compare=False)
+    described = json.loads((build / "rtl" / "design.json").read_text())
+    described["variants"]["certified"]["modules"].append(
+        {"module": "a2q_swg", "kind": "window", "node": "ConvolutionInputGenerator_rtl_0",
+         "files": ["swg_pkg.sv"], "reads": [{"sources": ["swg_pkg.sv"]}]})
+    write_json(build / "rtl" / "design.json", described)
+    with pytest.raises(A2QFlowError, match="ConvolutionInputGenerator_rtl_0") as err:
+        pnr.rtl_variants(build)
+    assert "Xilinx board" in err.value.fix
+
+
 def test_the_report_shows_routed_figures_beside_fmax(placed):
     """A placed build's report row is nextpnr's routed cells (labelled as ECP5 cells), with
     the ratio against the routed 32-bit variant, not a synthesis estimate."""

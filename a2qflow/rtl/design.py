@@ -10,6 +10,7 @@ hardware uses the certified accumulator, not FINN's default 32 bits.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,33 @@ class MVAULayer:
     def out_width(self) -> int:
         return self.pe * self.output_bits
 
+    # the stream geometry every block of the chain shares (see StreamBlock)
+    kind = "mvau"
+
+    @property
+    def in_elems(self) -> int:
+        return self.simd
+
+    @property
+    def out_elems(self) -> int:
+        return self.pe
+
+    @property
+    def in_bits(self) -> int:
+        return self.input_bits
+
+    @property
+    def out_bits(self) -> int:
+        return self.output_bits
+
+    @property
+    def in_signed(self) -> bool:
+        return self.input_signed
+
+    @property
+    def out_signed(self) -> bool:
+        return self.output_signed
+
     @property
     def products_in_dsp(self) -> bool:
         """DSP48 products where FINN's resType asks for them; "auto" keeps narrow ones in LUTs."""
@@ -125,8 +153,53 @@ class MVAULayer:
 
 
 @dataclass(frozen=True)
+class StreamBlock:
+    """A weightless layer of a convnet's chain, values passed through unchanged in type.
+
+    ``window``: FINN's sliding-window generator (``ConvolutionInputGenerator``, im2col order),
+    built from FINN's RTL. ``maxpool``: FINN's depthwise window + ``Pool`` (MaxPool) pair,
+    which FINN ships no RTL for, as a2qflow's one max-pool block (:mod:`a2qflow.rtl.maxpool`).
+    """
+
+    name: str  # the FINN node that names the block: the window, or the max-pool's Pool
+    kind: str  # "window" | "maxpool"
+    nodes: tuple[str, ...]  # the FINN nodes it implements, in order
+    in_elems: int
+    out_elems: int
+    bits: int
+    signed: bool
+    datatype: str
+
+    @property
+    def in_bits(self) -> int:
+        return self.bits
+
+    out_bits = in_bits
+
+    @property
+    def in_signed(self) -> bool:
+        return self.signed
+
+    out_signed = in_signed
+
+    @property
+    def in_width(self) -> int:
+        return self.in_elems * self.bits
+
+    @property
+    def out_width(self) -> int:
+        return self.out_elems * self.bits
+
+
+Block = MVAULayer | StreamBlock
+
+
+@dataclass(frozen=True)
 class Design:
-    """The dataflow chain the open backend implements, plus what stays on the host."""
+    """The dataflow chain the open backend implements, plus what stays on the host.
+
+    ``blocks`` is the whole chain in stream order; ``layers`` its MVAUs (an MLP's chain is
+    MVAUs only). ``in_length`` / ``out_length``: values per image at the chain's ends."""
 
     layers: list[MVAULayer]
     in_tensor: str
@@ -135,24 +208,44 @@ class Design:
     host_after: list[str]
     folded_model: Path
     hw_model: Path
+    blocks: list[Block] = dataclasses.field(default_factory=list)
+    in_length: int = 0
+    out_length: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.blocks:
+            object.__setattr__(self, "blocks", list(self.layers))
+        if not self.in_length:
+            object.__setattr__(self, "in_length", self.layers[0].mw)
+        if not self.out_length:
+            object.__setattr__(self, "out_length", self.layers[-1].mh)
 
     @property
     def in_width(self) -> int:
-        return self.layers[0].in_width
+        return self.blocks[0].in_width
 
     @property
     def out_width(self) -> int:
-        return self.layers[-1].out_width
+        return self.blocks[-1].out_width
+
+    @property
+    def stream_blocks(self) -> list[StreamBlock]:
+        return [b for b in self.blocks if isinstance(b, StreamBlock)]
+
+    def map_layers(self, change: Callable[[MVAULayer], MVAULayer]) -> Design:
+        """The same chain with every MVAU replaced by ``change(layer)``."""
+        blocks = [change(b) if isinstance(b, MVAULayer) else b for b in self.blocks]
+        return dataclasses.replace(self, blocks=blocks,
+                                   layers=[b for b in blocks if isinstance(b, MVAULayer)])
 
     def at_width(self, bits: int | None) -> Design:
         if bits is None:
             return self
-        return dataclasses.replace(self, layers=[lay.at_width(bits) for lay in self.layers])
+        return self.map_layers(lambda lay: lay.at_width(bits))
 
     def with_generator(self, generator: str) -> Design:
         """Unrolled layers built by ``generator`` (``a2qflow`` or ``da4ml``)."""
-        return dataclasses.replace(self, layers=[dataclasses.replace(lay, generator=generator)
-                                                 for lay in self.layers])
+        return self.map_layers(lambda lay: dataclasses.replace(lay, generator=generator))
 
 
 def read_design(build_dir: Path) -> Design:
@@ -174,25 +267,75 @@ def design_from_model(model: ModelWrapper, cert_layers: list[dict[str, Any]],
         raise A2QFlowError("the compiled graph has no integer-input HW layers",
                            "check the compile stage output (finn/*.onnx)")
     first, last = hw_idx[0], hw_idx[-1]
-    inside = [n for n in nodes[first:last + 1]]
-    unsupported = [f"{n.name} ({n.op_type})" for n in inside if not n.op_type.startswith("MVAU")]
+    inside = nodes[first:last + 1]
+    for a, b in zip(inside, inside[1:], strict=False):
+        if b.input[0] != a.output[0]:
+            raise A2QFlowError(f"{b.name} does not read {a.name}'s output: the dataflow graph "
+                               "is not one chain", "the open backend implements chains of "
+                               "layers (no branches, no residual connections)")
+    blocks = chain_blocks(model, inside)
+    mvaus = [b for b in blocks if isinstance(b, tuple)]
+    if len(mvaus) != len(cert_layers):
+        raise A2QFlowError(f"{len(mvaus)} MVAUs in the folded graph but {len(cert_layers)} "
+                           "layers in certificate.json", "re-run `a2qflow compile`")
+    certs = iter(cert_layers)
+    blocks = [_mvau(model, b[0], next(certs)) if isinstance(b, tuple) else b for b in blocks]
+    for a, b in zip(blocks, blocks[1:], strict=False):
+        if (a.out_bits, a.out_signed) != (b.in_bits, b.in_signed):
+            raise A2QFlowError(
+                f"{a.name} outputs {'' if a.out_signed else 'un'}signed {a.out_bits}-bit values "
+                f"but {b.name} reads {'' if b.in_signed else 'un'}signed {b.in_bits}-bit ones",
+                "re-run `a2qflow compile`")
+
+    def values(tensor: str) -> int:
+        return int(np.prod(model.get_tensor_shape(tensor)[1:]))
+
+    return Design(layers=[b for b in blocks if isinstance(b, MVAULayer)],
+                  in_tensor=inside[0].input[0], out_tensor=inside[-1].output[0],
+                  host_before=[n.name for n in nodes[:first]],
+                  host_after=[n.name for n in nodes[last + 1:]], folded_model=folded, hw_model=hw,
+                  blocks=blocks, in_length=values(inside[0].input[0]),
+                  out_length=values(inside[-1].output[0]))
+
+
+WINDOW_OPS = ("ConvolutionInputGenerator_rtl", "ConvolutionInputGenerator_hls")
+
+
+def chain_blocks(model: ModelWrapper, inside: list[Any]) -> list[tuple[Any] | StreamBlock]:
+    """The chain as blocks: ``(node,)`` for an MVAU (read once its certificate entry is
+    paired), a :class:`StreamBlock` for a sliding window or a window + max-pool pair."""
+    blocks: list[tuple[Any] | StreamBlock] = []
+    unsupported, i = [], 0
+    while i < len(inside):
+        node = inside[i]
+        nxt = inside[i + 1] if i + 1 < len(inside) else None
+        if node.op_type.startswith("MVAU"):
+            blocks.append((node,))
+        elif node.op_type in WINDOW_OPS:
+            inst = getCustomOp(node)
+            dt = inst.get_input_datatype()
+            if nxt is not None and nxt.op_type.startswith("Pool"):
+                pool = getCustomOp(nxt)
+                pe = int(pool.get_nodeattr("PE"))
+                blocks.append(StreamBlock(nxt.name, "maxpool", (node.name, nxt.name), pe, pe,
+                                          dt.bitwidth(), bool(dt.signed()), dt.name))
+                i += 1
+            elif inst.get_nodeattr("depthwise"):
+                unsupported.append(f"{node.name} (a depthwise window not feeding a max-pool)")
+            else:
+                blocks.append(StreamBlock(node.name, "window", (node.name,),
+                                          int(inst.get_folded_input_shape()[-1]),
+                                          int(inst.get_folded_output_shape()[-1]),
+                                          dt.bitwidth(), bool(dt.signed()), dt.name))
+        else:
+            unsupported.append(f"{node.name} ({node.op_type})")
+        i += 1
     if unsupported:
         raise A2QFlowError(
             f"the open Verilog backend does not implement {', '.join(unsupported)}",
-            "it supports MLP dataflow graphs (MVAU chains, e.g. TFC); use FINN's Vivado flow "
-            "for convolutional networks",
-        )
-    if len(inside) != len(cert_layers):
-        raise A2QFlowError(f"{len(inside)} MVAUs in the folded graph but {len(cert_layers)} "
-                           "layers in certificate.json", "re-run `a2qflow compile`")
-    layers = [_mvau(model, n, c) for n, c in zip(inside, cert_layers, strict=True)]
-    for a, b in zip(layers, layers[1:], strict=False):
-        if a.output_bits != b.input_bits:
-            raise A2QFlowError(f"{a.name} outputs {a.output_bits}-bit values but {b.name} reads "
-                               f"{b.input_bits}-bit ones", "re-run `a2qflow compile`")
-    return Design(layers=layers, in_tensor=inside[0].input[0], out_tensor=inside[-1].output[0],
-                  host_before=[n.name for n in nodes[:first]],
-                  host_after=[n.name for n in nodes[last + 1:]], folded_model=folded, hw_model=hw)
+            "it builds chains of MVAUs, sliding windows (FINN's RTL) and window + max-pool "
+            "pairs (MLPs like TFC, convnets like CNV); use FINN's Vivado flow for other layers")
+    return blocks
 
 
 def _accelerated(model: ModelWrapper, node: Any) -> bool:

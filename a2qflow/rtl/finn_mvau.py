@@ -11,7 +11,6 @@ ignored and DSP48E1/LUT6_2 kept as blackbox cells, and memstream in a read of it
 
 from __future__ import annotations
 
-import copy
 import shutil
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from a2qflow.rtl.finn_rtl import (
     localize_init_file,
     memstream_weights,
     render_adapter,
+    single_node_model,
 )
 from a2qflow.rtl.finn_rtllib import copy_sources
 from a2qflow.rtl.sim import Port
@@ -55,7 +55,6 @@ def one_node_model(model: ModelWrapper, node_name: str, acc_bits: int | None = N
     """The compiled ``MVAU_rtl`` node alone, with its weights, ready for FINN's code
     generation; ``acc_bits``: its accumulator and output at that width instead; ``folding``:
     ``(SIMD, PE)`` instead of the compiled ones."""
-    from onnx import TensorProto, helper
     from qonnx.custom_op.registry import getCustomOp
 
     original = model.get_node_from_name(node_name)
@@ -67,16 +66,8 @@ def one_node_model(model: ModelWrapper, node_name: str, acc_bits: int | None = N
         raise A2QFlowError(f"{node_name}: a2qflow wires FINN's RTL MVU to its weight "
                            "memstream only for mem_mode internal_decoupled",
                            "set mem_mode internal_decoupled in the folding file")
-    node = copy.deepcopy(original)
-    inp, weights, out = node.input[0], node.input[1], node.output[0]
-    graph = helper.make_graph(
-        [node], node_name,
-        [helper.make_tensor_value_info(inp, TensorProto.FLOAT, model.get_tensor_shape(inp))],
-        [helper.make_tensor_value_info(out, TensorProto.FLOAT, model.get_tensor_shape(out))])
-    single = ModelWrapper(helper.make_model(graph))
-    single.set_initializer(weights, model.get_initializer(weights))
-    for name in (inp, weights, out):
-        single.set_tensor_datatype(name, model.get_tensor_datatype(name))
+    single = single_node_model(model, node_name)
+    out = single.graph.node[0].output[0]
     inst = getCustomOp(single.graph.node[0])
     inst.set_nodeattr("code_gen_dir_ipgen", "")
     if folding is not None:

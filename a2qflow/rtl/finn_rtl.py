@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
+from a2qflow.errors import A2QFlowError
 from a2qflow.finn_env import finn_session
 from a2qflow.rtl.finn_rtllib import rtllib_root
 from a2qflow.rtl.generate import environment
@@ -68,6 +69,32 @@ class FinnCodegen:
     library: tuple[Path, ...]  # its finn-rtllib sources, from FINN's file list
     generated: tuple[Path, ...]  # the rest of FINN's file list: the wrapper it generated
     codegen: Path  # the node's code_gen_dir_ipgen
+
+
+def single_node_model(model: ModelWrapper, node_name: str) -> ModelWrapper:
+    """The compiled node ``node_name`` alone, with its initializers and the datatypes and
+    shapes of its tensors: what FINN's code generation of that one layer needs."""
+    import copy
+
+    from onnx import TensorProto, helper
+
+    original = model.get_node_from_name(node_name)
+    if original is None:
+        raise A2QFlowError(f"no node {node_name} in this model", "re-run `a2qflow compile`")
+    node = copy.deepcopy(original)
+    inits = [t for t in node.input if model.get_initializer(t) is not None]
+    streams = [t for t in node.input if t not in inits]
+
+    def info(t: str) -> Any:
+        return helper.make_tensor_value_info(t, TensorProto.FLOAT, model.get_tensor_shape(t))
+
+    single = ModelWrapper(helper.make_model(helper.make_graph(
+        [node], node_name, [info(t) for t in streams], [info(t) for t in node.output])))
+    for t in inits:
+        single.set_initializer(t, model.get_initializer(t))
+    for t in (*node.input, *node.output):
+        single.set_tensor_datatype(t, model.get_tensor_datatype(t))
+    return single
 
 
 def finn_codegen(model: ModelWrapper, directory: Path, fpgapart: str,

