@@ -91,7 +91,7 @@ def _rtl(c: BuildConfig, d: Path) -> Any:
     from a2qflow import rtl
 
     return rtl.run(d, compare_acc_bits=c.hardware.compare_acc_bits,
-                   generator=c.hardware.unrolled_generator)
+                   generator=c.hardware.unrolled_generator, backend=c.hardware.backend)
 
 
 def _synth(c: BuildConfig, d: Path) -> Any:
@@ -129,7 +129,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("compile", _compile, lambda c: (c.hardware.board, _folding_hash(c),
                                           c.hardware.target_fps, c.hardware.acc_bits)),
     Stage("verify", _verify, lambda c: None),
-    Stage("rtl", _rtl, lambda c: (c.hardware.compare_acc_bits, c.hardware.unrolled_generator)),
+    Stage("rtl", _rtl, lambda c: (c.hardware.compare_acc_bits, c.hardware.unrolled_generator,
+                                  c.hardware.backend.value)),
     Stage("synth", _synth, lambda c: None),
     Stage("pnr", _pnr, lambda c: (c.hardware.pnr_seed, c.hardware.compare_acc_bits)),
 )

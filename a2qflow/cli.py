@@ -104,6 +104,7 @@ HELP = {
     "compare_acc_bits": "also build at this accumulator width, for the ratios (0: off)",
     "synth_layer_limit_s": "Yosys wall-clock limit per module, seconds (unrolled layers are slow)",
     "unrolled_generator": "adder graph of unrolled layers (SIMD=MW, PE=MH): a2qflow or da4ml",
+    "backend": "rtl: a2qflow's Verilog (own) or FINN's RTL (finn-rtl) wherever both exist",
 }
 DATASET_DERIVED = ("in_features", "in_channels", "num_classes")  # set from the data set
 
@@ -253,7 +254,7 @@ def stage_dir(build_dir: Path, create: bool = False) -> Iterator[Path]:
 
 compile_options = dataclass_options(HardwareConfig,
                                     skip=("compare_acc_bits", "pnr_seed", "unrolled_generator",
-                                          "synth_layer_limit_s"))
+                                          "synth_layer_limit_s", "backend"))
 
 
 @cli.command(name="compile")
@@ -312,14 +313,15 @@ def verify(build_dir: Path) -> None:
 @dataclass_options(HardwareConfig, skip=("board", "folding", "target_fps", "acc_bits", "pnr_seed",
                                          "synth_layer_limit_s"))
 def rtl(build_dir: Path, max_images: int, compare_acc_bits: int | None,
-        unrolled_generator: str) -> None:
-    """Own Verilog per layer (rtl/*.v), simulated bit-exact against FINN with Verilator."""
+        unrolled_generator: str, backend: str) -> None:
+    """Verilog per layer (rtl/), simulated bit-exact against FINN with Verilator."""
     from a2qflow import rtl as rtl_stage
 
     compare = compare_acc_bits or None
     with stage_dir(build_dir):
         result = rtl_stage.run(build_dir, max_images=max_images, compare_acc_bits=compare,
-                               generator=unrolled_generator)
+                               generator=unrolled_generator,
+                               backend=HardwareConfig(backend=backend).backend)
     net = result["network"]
     click.echo(f"{net['images']} images through the network: {net['outputs']['mismatches']} "
                f"mismatches vs FINN; {net['cycles_per_image']:.0f} cycles/image "
@@ -330,7 +332,7 @@ def rtl(build_dir: Path, max_images: int, compare_acc_bits: int | None,
         click.echo(f"  {layer['node']:12s} INT{layer['acc_bits']:<3d} worst cases: "
                    f"{wc['accumulator']['mismatches']} mismatches; at INT{nc['acc_bits']}: "
                    f"{nc['mismatches']} (negative control "
-                   f"{'detected' if nc['detected'] else 'NOT detected'})")
+                   f"{'detected' if nc['detected'] else 'NOT detected'}; {layer['backend']})")
     backends = Counter(b["backend"] for b in result.get("blocks", []))
     if backends:
         click.echo("  stream blocks: " + ", ".join(f"{n} x {b}" for b, n in backends.items()))

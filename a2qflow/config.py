@@ -55,6 +55,15 @@ class DatasetName(str, Enum):
     CIFAR10 = "cifar10"
 
 
+class RtlBackend(str, Enum):
+    """Who builds a layer the open flow implements (FINN's split of a generic op from its
+    backends): a2qflow's Verilog wherever a2qflow has the block, or FINN's own RTL wherever
+    finn-rtllib has it (sliding windows are FINN's and max-pools a2qflow's either way)."""
+
+    OWN = "own"
+    FINN_RTL = "finn-rtl"
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A network and its quantization: everything needed to rebuild it from a checkpoint.
@@ -209,6 +218,7 @@ class HardwareConfig:
     pnr_seed: int = 1  # ECP5 boards: nextpnr's placement seed (recorded in pnr.json)
     unrolled_generator: str = "a2qflow"  # unrolled layers (SIMD=MW, PE=MH): a2qflow or da4ml
     synth_layer_limit_s: float = DEFAULT_SYNTH_LAYER_LIMIT_S  # synth: Yosys time per module
+    backend: RtlBackend = RtlBackend.OWN  # rtl: a2qflow's Verilog or FINN's RTL per layer
 
     def __post_init__(self) -> None:
         from a2qflow.boards import load_board
@@ -232,6 +242,7 @@ class HardwareConfig:
         int_in_range(self.pnr_seed, "pnr_seed", 0, 2**31 - 1)
         object.__setattr__(self, "synth_layer_limit_s", positive_number(
             self.synth_layer_limit_s, "synth_layer_limit_s", 7 * 24 * 3600.0, " s (a week)"))
+        object.__setattr__(self, "backend", enum_value(RtlBackend, self.backend, "backend"))
         if self.unrolled_generator not in UNROLLED_GENERATORS:
             raise A2QFlowError(f"unrolled_generator={self.unrolled_generator!r} is not valid",
                                f"use one of {', '.join(map(repr, UNROLLED_GENERATORS))}")

@@ -121,11 +121,14 @@ def synth_variant(build_dir: Path, variant: dict[str, Any], yosys: Yosys, family
         mvau = record["kind"] == "mvau"
         nodsp = mvau and not record["products_in_dsp"]
         if record.get("reads"):  # FINN's SystemVerilog: its files, read by read_slang
-            files = {n: (src / n).read_text() for n in names if n != record["adapter"]}
+            # the adapter is measured only where it is the top (it wires FINN's memstream)
+            with_adapter = record["top"] == record["module"]
+            files = {n: (src / n).read_text() for n in [*names, *record.get("data", [])]
+                     if with_adapter or n != record["adapter"]}
             reads = [SlangRead(**{k: tuple(v) if isinstance(v, list) else v
                                   for k, v in r.items()}) for r in record["reads"]]
             res = synth_cached(files, record["top"], family, yosys, nodsp, cache, limit_s,
-                               reads)
+                               reads, verilog=(record["adapter"],) if with_adapter else ())
         else:
             (name,) = names
             res = synth_cached((src / name).read_text(), record.get("top", record["module"]),
@@ -136,7 +139,8 @@ def synth_variant(build_dir: Path, variant: dict[str, Any], yosys: Yosys, family
         res["backend"] = record.get("backend", "a2qflow Verilog")
         if mvau:  # what rtl recorded about the layer (node, widths, folding, style, ...)
             res.update({k: v for k, v in record.items()
-                        if k not in ("module", "file", "kind", "products_in_dsp")})
+                        if k not in ("module", "file", "files", "data", "reads", "adapter",
+                                     "top", "kind", "products_in_dsp")})
             res["products"] = "LUT" if nodsp else "DSP48 where Yosys maps"
         elif "nodes" in record:
             res.update(node=record["node"], nodes=record["nodes"])
@@ -170,20 +174,21 @@ def ensure_cache(cache: Path) -> Path:
 def synth_cached(text: str | dict[str, str], module: str, family: str, yosys: Yosys,
                  nodsp: bool, cache: Path = DEFAULT_CACHE_DIR,
                  limit_s: float = DEFAULT_SYNTH_LAYER_LIMIT_S,
-                 reads: list[SlangRead] | None = None) -> dict[str, Any]:
+                 reads: list[SlangRead] | None = None,
+                 verilog: tuple[str, ...] = ()) -> dict[str, Any]:
     """One module through Yosys, cached by the hash of its text, options and Yosys version.
 
     ``text`` is one Verilog file, or (with ``reads``) FINN's SystemVerilog files by name,
-    read by those ``read_slang`` commands. Raises :class:`SynthesisTimeout` past ``limit_s``;
-    the timeout is remembered beside the cache entry, and a later call with a limit no
-    longer than that raises it without running."""
+    read by those ``read_slang`` commands (then ``verilog``, a top over them). Raises
+    :class:`SynthesisTimeout` past ``limit_s``; the timeout is remembered beside the cache
+    entry, and a later call with a limit no longer than that raises it without running."""
     if reads and family == ECP5:
         raise A2QFlowError(f"{module} is FINN SystemVerilog, which a2qflow synthesizes for "
                            "Xilinx families only (read_slang + synth_xilinx)",
                            "use a Xilinx board for designs with FINN RTL blocks")
     if reads:
         flow = yosys.script("design.v", module, family, nodsp) + "".join(
-            r.command() for r in reads)
+            r.command() for r in reads) + "".join(verilog)
     elif family == ECP5:
         flow = ecp5.script(["in.v"], module, nodsp, True)
     else:
@@ -211,7 +216,7 @@ def synth_cached(text: str | dict[str, str], module: str, family: str, yosys: Yo
         try:
             if reads:
                 result = yosys.synth_slang(list(reads), module, family, work, nodsp=nodsp,
-                                           timeout_s=limit_s).to_dict()
+                                           verilog=verilog, timeout_s=limit_s).to_dict()
             elif family == ECP5:  # Lattice: synth_ecp5, ECP5 cell names beside the common keys
                 result = ecp5.synth_ecp5([work / "in.v"], module, work, nodsp=nodsp,
                                          yosys=yosys, levels=True, timeout_s=limit_s).to_dict()

@@ -46,6 +46,7 @@ def test_every_shipped_config_loads():
     ({"model": {"acc_bits": 40}}, r"acc_bits=40 is not valid(?s:.*)2 to 32"),
     ({"bogus": 1}, "unknown field 'bogus'"),
     ({"hardware": {"unrolled_generator": "hls4ml"}}, r"unrolled_generator='hls4ml' is not valid"),
+    ({"hardware": {"backend": "vivado"}}, r"backend='vivado' is not valid(?s:.*)'finn-rtl'"),
 ])
 def test_bad_config_names_the_field_and_allowed_values(data, message):
     with pytest.raises(A2QFlowError, match=message):

@@ -21,7 +21,9 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
 from a2qflow import bounds, layout
+from a2qflow.config import RtlBackend
 from a2qflow.errors import A2QFlowError
+from a2qflow.validate import enum_value
 
 LUT_PRODUCT_BITS = 4  # resType "auto": products with an operand this narrow go to LUTs
 HW_DOMAIN = "finn.custom_op.fpgadataflow"
@@ -62,6 +64,9 @@ class MVAULayer:
     generator: str = "a2qflow"
     widths: str = "exact"
     root_trim: int = 0
+    finn_op: str = ""  # the op FINN specialized the node to (MVAU_hls, MVAU_rtl)
+    preferred: str = ""  # the node's preferred_impl_style (folding JSON): "rtl", "hls" or ""
+    backend: str = "own"  # "own": a2qflow's Verilog; "finn-rtl": FINN's RTL MVU + memstream
 
     @property
     def style(self) -> str:
@@ -211,6 +216,7 @@ class Design:
     blocks: list[Block] = dataclasses.field(default_factory=list)
     in_length: int = 0
     out_length: int = 0
+    glue_backend: str = "own"  # FIFOs and width converters: "own" or "finn-rtl"
 
     def __post_init__(self) -> None:
         if not self.blocks:
@@ -243,9 +249,37 @@ class Design:
             return self
         return self.map_layers(lambda lay: lay.at_width(bits))
 
+    def with_backend(self, backend: str | RtlBackend) -> Design:
+        """``finn-rtl``: FINN's RTL wherever finn-rtllib has the layer at this folding (the
+        MVAUs FINN specialized to ``MVAU_rtl``, unless fully unrolled; FIFOs and width
+        converters); ``own``: a2qflow's Verilog wherever a2qflow has the block. Sliding
+        windows are FINN's and max-pools a2qflow's either way. An MVAU's own
+        ``preferred_impl_style`` (set per layer in the folding JSON, as in FINN) overrides:
+        ``rtl`` asks for FINN's RTL MVU, ``hls`` for a2qflow's Verilog (the open flow's stand-in
+        for FINN's HLS)."""
+        backend = enum_value(RtlBackend, backend, "backend").value
+        return dataclasses.replace(self.map_layers(lambda lay: _choose(lay, backend)),
+                                   glue_backend=backend)
+
     def with_generator(self, generator: str) -> Design:
         """Unrolled layers built by ``generator`` (``a2qflow`` or ``da4ml``)."""
         return self.map_layers(lambda lay: dataclasses.replace(lay, generator=generator))
+
+
+def _choose(lay: MVAULayer, backend: str) -> MVAULayer:
+    """The backend of one MVAU: its ``preferred_impl_style``, else the build's."""
+    fits = lay.finn_op == "MVAU_rtl" and lay.style == "folded"
+    if lay.preferred == "rtl" and not fits:
+        why = ("it is fully unrolled (SIMD = MW, PE = MH), which FINN's MVU does not build"
+               if lay.finn_op == "MVAU_rtl" else
+               f"FINN's SpecializeLayers made it {lay.finn_op} (FINN's RTL MVU has no "
+               "thresholds and no LUT products)")
+        raise A2QFlowError(f"{lay.name} has preferred_impl_style rtl, but {why}",
+                           f"remove preferred_impl_style from {lay.name} in the folding file, "
+                           "or set it to hls (a2qflow's Verilog)")
+    wanted = {"rtl": "finn-rtl", "hls": "own"}.get(lay.preferred, backend)
+    return dataclasses.replace(lay, backend="finn-rtl" if wanted == "finn-rtl" and fits
+                               else "own")
 
 
 def read_design(build_dir: Path) -> Design:
@@ -378,6 +412,7 @@ def _mvau(model: ModelWrapper, node: Any, cert: dict[str, Any]) -> MVAULayer:
         output_bits=odt.bitwidth(), output_signed=bool(odt.signed()),
         act_val=int(attr("ActVal")) if act else 0, weights=weights, thresholds=thresholds,
         in_tensor=node.input[0], out_tensor=node.output[0], res_type=_res_type(inst),
+        finn_op=node.op_type, preferred=str(inst.get_nodeattr("preferred_impl_style")),
     )
 
 

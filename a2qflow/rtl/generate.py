@@ -33,6 +33,8 @@ class Rendered:
     glue_modules: list[str] = field(default_factory=list)  # FIFOs and width converters
     layer_facts: list[dict[str, object]] = field(default_factory=list)  # one per MVAU
     block_modules: list[str] = field(default_factory=list)  # one per StreamBlock, in order
+    data: dict[str, str] = field(default_factory=dict)  # files the sources read, not compiled
+    backends: dict[str, str] = field(default_factory=dict)  # module -> backend label
 
     def module_text(self, module: str) -> str:
         return self.files[f"{module}.v"]
@@ -48,6 +50,24 @@ class BlockSources:
     backend: str  # e.g. "FINN RTL SWG": goes into every figure's label
     synth: dict[str, object]  # what synth needs: top, read_slang reads (none: read_verilog)
     note: str = ""
+    data: dict[str, str] = field(default_factory=dict)  # memory files, stubs: not compiled
+
+
+@dataclass(frozen=True)
+class GlueSite:
+    """A FIFO or width converter the top level puts between two blocks."""
+
+    name: str  # its module name (and FINN node name, where FINN builds it)
+    kind: str  # "fifo" | "dwc"
+    in_elems: int
+    out_elems: int
+    bits: int
+    signed: bool
+    depth: int = 0  # FIFOs only
+
+    @property
+    def datatype(self) -> str:
+        return f"{'INT' if self.signed else 'UINT'}{self.bits}"
 
 
 def environment() -> jinja2.Environment:
@@ -218,12 +238,32 @@ def render_dwc(module: str, in_elems: int, out_elems: int, bits: int,
         cnt_bits=_bits_for(big // small))
 
 
+def glue_sites(producer: Block, consumer: Block, index: int, prefix: str = "",
+               backend: str = "own") -> list[GlueSite]:
+    """The FIFO after block ``index`` and the width converters to the next block's beat.
+
+    a2qflow's converter changes the beat by a whole factor, so between beats that do not
+    divide each other it goes through their least common multiple; FINN's converts any two."""
+    bits, signed = producer.out_bits, producer.out_signed
+    sites = [GlueSite(module_name(f"{prefix}fifo_{index}"), "fifo", producer.out_elems,
+                      producer.out_elems, bits, signed, fifo_depth(producer, consumer))]
+    chain = [producer.out_elems, consumer.in_elems]
+    if backend == "own" and chain[0] % chain[1] and chain[1] % chain[0]:
+        chain = [chain[0], math.lcm(*chain), chain[1]]
+    for j, (a, b) in enumerate(zip(chain, chain[1:], strict=False)):
+        if a != b:
+            sites.append(GlueSite(module_name(f"{prefix}dwc_{index}_{j}"), "dwc", a, b, bits,
+                                  signed))
+    return sites
+
+
 def render_design(design: Design, top: str = "a2q_top", prefix: str = "",
                   blocks: dict[str, BlockSources] | None = None) -> Rendered:
     """Every layer, the FIFOs and width converters between them, and the top level.
 
-    ``blocks``: the sources of the design's stream blocks (sliding windows, max-pools) by
-    block name; their files are added as they are."""
+    ``blocks``: the sources of what a2qflow does not render itself, by block name (sliding
+    windows, max-pools, FINN MVUs) or glue site name (FINN FIFOs and converters); their files
+    are added as they are."""
     env = environment()
     out = Rendered(top=top)
     stages: list[dict[str, object]] = []
@@ -233,39 +273,45 @@ def render_design(design: Design, top: str = "a2q_top", prefix: str = "",
         stages.append({"module": module, "kind": kind, "width": width})
 
     blocks = blocks or {}
+
+    def take(name: str, kind: str, width: int, what: str) -> str:
+        built = blocks.get(name)
+        if built is None:
+            raise ValueError(f"no sources given for the {what} {name}")
+        for target, files in ((out.files, built.files), (out.data, built.data)):
+            for file, text in files.items():
+                if target.setdefault(file, text) != text:
+                    raise ValueError(f"{file}: two blocks bring different texts")
+        stages.append({"module": built.module, "kind": kind, "width": width})
+        out.backends[built.module] = built.backend
+        return built.module
+
     for i, block in enumerate(design.blocks):
-        if isinstance(block, MVAULayer):
+        if isinstance(block, MVAULayer) and block.backend == "own":
             name = module_name(f"{prefix}{block.name}")
             text, facts = render_any_layer(block, name, env)
             add(name, text, "mvau", block.in_width)
             out.layer_modules.append(name)
             out.layer_facts.append(facts)
+        elif isinstance(block, MVAULayer):
+            out.layer_modules.append(take(block.name, "mvau", block.in_width, "FINN MVU"))
+            out.layer_facts.append({"style": "folded",
+                                    "nonzero_weights": int(np.count_nonzero(block.weights))})
         else:
-            built = blocks.get(block.name)
-            if built is None:
-                raise ValueError(f"no sources given for the {block.kind} block {block.name}")
-            for file, text in built.files.items():
-                if out.files.setdefault(file, text) != text:
-                    raise ValueError(f"{file}: two blocks bring different texts")
-            stages.append({"module": built.module, "kind": block.kind,
-                           "width": block.in_width})
-            out.block_modules.append(built.module)
+            out.block_modules.append(take(block.name, block.kind, block.in_width,
+                                          f"{block.kind} block"))
         if i + 1 == len(design.blocks):
             break
-        nxt, bits = design.blocks[i + 1], block.out_bits
-        fifo = module_name(f"{prefix}fifo_{i}")
-        add(fifo, render_fifo(fifo, block.out_width, fifo_depth(block, nxt), env), "fifo",
-            block.out_width)
-        out.glue_modules.append(fifo)
-        chain = [block.out_elems, nxt.in_elems]
-        if chain[0] % chain[1] and chain[1] % chain[0]:
-            chain = [chain[0], math.lcm(*chain), chain[1]]
-        for j, (a, b) in enumerate(zip(chain, chain[1:], strict=False)):
-            if a == b:
-                continue
-            dwc = module_name(f"{prefix}dwc_{i}_{j}")
-            add(dwc, render_dwc(dwc, a, b, bits, env), "dwc", a * bits)
-            out.glue_modules.append(dwc)
+        for site in glue_sites(block, design.blocks[i + 1], i, prefix, design.glue_backend):
+            width = site.in_elems * site.bits
+            if design.glue_backend == "own":
+                text = (render_fifo(site.name, width, site.depth, env) if site.kind == "fifo"
+                        else render_dwc(site.name, site.in_elems, site.out_elems, site.bits,
+                                        env))
+                add(site.name, text, site.kind, width)
+                out.glue_modules.append(site.name)
+            else:
+                out.glue_modules.append(take(site.name, site.kind, width, site.kind))
     first, last = design.blocks[0], design.blocks[-1]
     in_note = (f"{first.in_elems} x {'s' if first.in_signed else 'u'}{first.in_bits} per beat "
                f"({design.in_tensor})")

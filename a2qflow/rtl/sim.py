@@ -90,9 +90,11 @@ def from_beats(words: list[int], port: Port, n: int) -> np.ndarray:
 
 
 def simulate(groups: list[Group], sources: dict[str, str], work: Path,
-             verilator: Verilator, max_cycles: int = 50_000_000) -> tuple[list[GroupResult],
-                                                                        dict[str, float]]:
-    """Write the harness and sources into ``work``, build with Verilator, run, parse outputs."""
+             verilator: Verilator, max_cycles: int = 50_000_000,
+             data: dict[str, str] | None = None) -> tuple[list[GroupResult], dict[str, float]]:
+    """Write the harness and sources into ``work``, build with Verilator, run, parse outputs.
+
+    ``data``: files the sources read at run time ($readmemh), written beside them."""
     work.mkdir(parents=True, exist_ok=True)
     env = environment()
     env.loader = _loader()
@@ -101,7 +103,7 @@ def simulate(groups: list[Group], sources: dict[str, str], work: Path,
               "expected_beats": g.expected_beats} for g in groups]
     files = dict(sources)
     files[f"{HARNESS}.v"] = env.get_template("harness.v.j2").render(module=HARNESS, groups=specs)
-    for name, text in files.items():
+    for name, text in {**files, **(data or {})}.items():
         (work / name).write_text(text)
     (work / "tb.cpp").write_text(env.get_template("tb.cpp.j2").render(
         module=HARNESS, groups=specs, max_cycles=max_cycles))

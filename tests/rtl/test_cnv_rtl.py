@@ -5,6 +5,7 @@ same graph, then every block synthesized by Yosys."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -67,3 +68,22 @@ def test_small_cnv_is_bit_exact_in_verilator_and_synthesizes_per_block(tmp_path)
     assert certified["total"]["LUT"] == sum(
         m["resources"]["LUT"] for m in certified["blocks"] + certified["layers"]
         + certified["glue"])
+
+    # the same network with FINN's RTL wherever finn-rtllib has the layer: FINN's MVU for the
+    # layer FINN specialized to MVAU_rtl (its narrower control is FINN's MVU one bit narrower),
+    # FINN's FIFOs and width converters
+    finn = tmp_path / "cnv-finn"
+    shutil.copytree(build, finn, ignore=shutil.ignore_patterns("rtl", "sim.json", "synth.json"))
+    report = rtl_stage.run(finn, max_images=2, compare_acc_bits=None, backend="finn-rtl")
+    assert report["ok"] and report["backend"] == "finn-rtl"
+    assert report["network"]["outputs"]["mismatches"] == 0
+    by_node = {lay["node"]: lay for lay in report["layers"]}
+    finn_mvus = [n for n, lay in by_node.items() if lay["backend"] == "FINN RTL MVAU"]
+    assert finn_mvus == [n for n in by_node if n.startswith("MVAU_rtl")] and finn_mvus
+    assert all(by_node[n]["worst_case"]["negative_control"]["detected"] for n in finn_mvus)
+    result = synth.run(finn, cache_dir=tmp_path / "cache")
+    certified = result["variants"]["certified"]
+    glue = {m["backend"] for m in certified["glue"]}
+    assert glue == {"FINN RTL FIFO", "FINN RTL DWC"}
+    mvu = [m for m in certified["layers"] if m["backend"] == "FINN RTL MVAU"]
+    assert mvu and all(m["resources"]["DSP"] >= 1 for m in mvu)

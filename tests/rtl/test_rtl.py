@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -11,7 +12,7 @@ import pytest
 from a2qflow import bounds, rtl
 from a2qflow.errors import A2QFlowError
 from a2qflow.rtl import sim as rtl_sim
-from a2qflow.rtl.design import MVAULayer
+from a2qflow.rtl.design import Design, MVAULayer
 from a2qflow.rtl.generate import adder_tree, pack_words, render_dwc, render_layer
 from a2qflow.rtl.sim import Group, Port, simulate
 from a2qflow.tools.verilator import Verilator
@@ -113,3 +114,34 @@ def test_a_failed_simulation_leaves_the_previous_rtl_untouched(simulated_small, 
     assert {p: p.read_bytes() for p in (build / "rtl").rglob("*") if p.is_file()} == before
     assert (build / "sim.json").read_bytes() == sim_json
     assert (build / "rtl.failed").is_dir()
+
+
+@pytest.mark.parametrize(("finn_op", "preferred", "backend", "chosen"), [
+    ("MVAU_rtl", "", "own", "own"),
+    ("MVAU_rtl", "", "finn-rtl", "finn-rtl"),
+    ("MVAU_rtl", "hls", "finn-rtl", "own"),  # the layer's preferred_impl_style wins
+    ("MVAU_rtl", "rtl", "own", "finn-rtl"),
+    ("MVAU_hls", "", "finn-rtl", "own"),  # FINN's RTL MVU cannot fuse thresholds
+])
+def test_each_mvau_gets_the_backend_its_layer_and_the_build_ask_for(finn_op, preferred, backend,
+                                                                  chosen, tmp_path):
+    layer, _ = small_layer(signed=True, act_val=0)
+    layer = dataclasses.replace(layer, finn_op=finn_op, preferred=preferred)
+    design = Design(layers=[layer], in_tensor="x", out_tensor="y", host_before=[],
+                    host_after=[], folded_model=tmp_path, hw_model=tmp_path)
+    chosen_design = design.with_backend(backend)
+    assert chosen_design.layers[0].backend == chosen
+    assert chosen_design.blocks == chosen_design.layers
+    assert chosen_design.glue_backend == backend
+
+
+def test_asking_for_finn_s_mvu_where_it_cannot_build_the_layer_is_refused(tmp_path):
+    layer, _ = small_layer(signed=True, act_val=0)
+    design = Design(layers=[dataclasses.replace(layer, finn_op="MVAU_hls", preferred="rtl")],
+                    in_tensor="x", out_tensor="y", host_before=[], host_after=[],
+                    folded_model=tmp_path, hw_model=tmp_path)
+    with pytest.raises(A2QFlowError, match="MVAU_t has preferred_impl_style rtl") as err:
+        design.with_backend("own")
+    assert "folding file" in err.value.fix
+    with pytest.raises(A2QFlowError, match="backend='dsp' is not valid"):
+        design.with_backend("dsp")
