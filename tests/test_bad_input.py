@@ -255,7 +255,7 @@ CASES: list[Case] = [
          state="compiled",
          prepare=edit_json("certificate.json", lambda c: c["layers"][0].update(exact_bits=3))),
     # --- rtl -------------------------------------------------------------------------------
-    Case("rtl-not-compiled", ("rtl", "{B}"), r"certificate.json not found.*\n.*compile",
+    Case("rtl-not-compiled", ("rtl", "{B}"), r"compile.json not found.*\n.*compile",
          state="exported"),
     Case("rtl-compare-range", ("rtl", "{B}", "--compare-acc-bits", "40"),
          r"compare_acc_bits=40 is not valid", state="compiled"),
