@@ -226,6 +226,9 @@ def sim_report(design: Design, groups: list[sim.Group], results: list[sim.GroupR
             "finn_cycle_estimate": finn_cycles.get(layer.name),
             "backend": (built or {})[layer.name].backend if layer.backend == "finn-rtl"
             else blocks.OWN,
+            # where Verilator runs another path than synthesis maps (FINN's MVU: DSP48s)
+            "simulation_note": (built or {})[layer.name].note if layer.backend == "finn-rtl"
+            else "",
             "worst_case": {
                 "vectors": int(len(g_l.vectors)),
                 "layer_output": r_l.compare(g_l.expected),

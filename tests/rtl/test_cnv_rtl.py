@@ -81,6 +81,7 @@ def test_small_cnv_is_bit_exact_in_verilator_and_synthesizes_per_block(tmp_path)
     finn_mvus = [n for n, lay in by_node.items() if lay["backend"] == "FINN RTL MVAU"]
     assert finn_mvus == [n for n in by_node if n.startswith("MVAU_rtl")] and finn_mvus
     assert all(by_node[n]["worst_case"]["negative_control"]["detected"] for n in finn_mvus)
+    assert all("DSP48" in by_node[n]["simulation_note"] for n in finn_mvus)
     result = synth.run(finn, cache_dir=tmp_path / "cache")
     certified = result["variants"]["certified"]
     glue = {m["backend"] for m in certified["glue"]}
