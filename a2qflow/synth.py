@@ -55,6 +55,13 @@ def run(build_dir: Path, board: str | None = None, jobs: int = 2,
     brd = load_board(board or compiled["board"])
     yosys = Yosys()
     family = brd.yosys_family.value
+    finn_sv = sorted({m["module"] for v in described["variants"].values()
+                      for m in v["modules"] if m.get("reads")})
+    if finn_sv and family == ECP5:
+        raise A2QFlowError(
+            f"the design has FINN SystemVerilog blocks ({', '.join(finn_sv)}), which a2qflow "
+            f"synthesizes for Xilinx families only (read_slang + synth_xilinx), not {brd.name}",
+            "synthesize designs with FINN RTL blocks for a Xilinx board (--board)")
     cache = ensure_cache(Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR)
     progress = Progress(echo, sum(len(v["modules"]) for v in described["variants"].values()))
     if echo is not None:
@@ -182,13 +189,8 @@ def synth_cached(text: str | dict[str, str], module: str, family: str, yosys: Yo
     read by those ``read_slang`` commands (then ``verilog``, a top over them). Raises
     :class:`SynthesisTimeout` past ``limit_s``; the timeout is remembered beside the cache
     entry, and a later call with a limit no longer than that raises it without running."""
-    if reads and family == ECP5:
-        raise A2QFlowError(f"{module} is FINN SystemVerilog, which a2qflow synthesizes for "
-                           "Xilinx families only (read_slang + synth_xilinx)",
-                           "use a Xilinx board for designs with FINN RTL blocks")
     if reads:
-        flow = yosys.script("design.v", module, family, nodsp) + "".join(
-            r.command() for r in reads) + "".join(verilog)
+        flow = yosys.slang_script(reads, module, family, nodsp, verilog)
     elif family == ECP5:
         flow = ecp5.script(["in.v"], module, nodsp, True)
     else:

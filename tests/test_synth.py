@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 
 import numpy as np
 import pytest
 
 from a2qflow import synth
+from a2qflow.errors import A2QFlowError
 from a2qflow.rtl.design import MVAULayer
 from a2qflow.rtl.generate import render_layer
 from a2qflow.tools.yosys import SynthesisTimeout, Yosys
@@ -88,3 +90,23 @@ def test_a_module_past_its_limit_fails_and_a_rerun_does_not_spend_the_limit_agai
     assert time.perf_counter() - t0 < 0.05 and "already ran past 0.05 s" in again.value.fix
     res = synth.synth_cached(text, "mvau_s", "xc7", Yosys(), True, cache, limit_s=600)
     assert res["resources"]["LUT"] > 0 and not remembered.exists()
+
+
+def test_finn_systemverilog_for_an_ecp5_board_is_refused_before_any_yosys_run(
+        simulated_small, tmp_path):
+    from a2qflow import layout
+    from a2qflow.artifacts import write_json
+
+    build = tmp_path / "b"
+    shutil.copytree(simulated_small, build)
+    described = json.loads((build / "rtl" / "design.json").read_text())
+    described["variants"]["certified"]["modules"].append(
+        {"module": "a2q_swg", "kind": "window", "node": "ConvolutionInputGenerator_rtl_0",
+         "files": ["swg_pkg.sv"], "reads": [{"sources": ["swg_pkg.sv"]}]})
+    write_json(build / "rtl" / "design.json", described)
+    sim = json.loads((build / "sim.json").read_text())
+    write_json(build / "sim.json", {**sim, "rtl_sources": layout.content_hash(build / "rtl")})
+    with pytest.raises(A2QFlowError, match="a2q_swg") as err:
+        synth.run(build, board="ulx3s-85f", cache_dir=tmp_path / "cache")
+    assert "Xilinx board" in err.value.fix
+    assert not list((tmp_path / "cache").glob("*.json"))  # nothing was synthesized

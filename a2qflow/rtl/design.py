@@ -173,7 +173,6 @@ class StreamBlock:
     out_elems: int
     bits: int
     signed: bool
-    datatype: str
 
     @property
     def in_bits(self) -> int:
@@ -352,7 +351,7 @@ def chain_blocks(model: ModelWrapper, inside: list[Any]) -> list[tuple[Any] | St
                 pool = getCustomOp(nxt)
                 pe = int(pool.get_nodeattr("PE"))
                 blocks.append(StreamBlock(nxt.name, "maxpool", (node.name, nxt.name), pe, pe,
-                                          dt.bitwidth(), bool(dt.signed()), dt.name))
+                                          dt.bitwidth(), bool(dt.signed())))
                 i += 1
             elif inst.get_nodeattr("depthwise"):
                 unsupported.append(f"{node.name} (a depthwise window not feeding a max-pool)")
@@ -360,7 +359,7 @@ def chain_blocks(model: ModelWrapper, inside: list[Any]) -> list[tuple[Any] | St
                 blocks.append(StreamBlock(node.name, "window", (node.name,),
                                           int(inst.get_folded_input_shape()[-1]),
                                           int(inst.get_folded_output_shape()[-1]),
-                                          dt.bitwidth(), bool(dt.signed()), dt.name))
+                                          dt.bitwidth(), bool(dt.signed())))
         else:
             unsupported.append(f"{node.name} ({node.op_type})")
         i += 1

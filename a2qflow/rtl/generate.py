@@ -34,7 +34,6 @@ class Rendered:
     layer_facts: list[dict[str, object]] = field(default_factory=list)  # one per MVAU
     block_modules: list[str] = field(default_factory=list)  # one per StreamBlock, in order
     data: dict[str, str] = field(default_factory=dict)  # files the sources read, not compiled
-    backends: dict[str, str] = field(default_factory=dict)  # module -> backend label
 
     def module_text(self, module: str) -> str:
         return self.files[f"{module}.v"]
@@ -198,8 +197,12 @@ def render_any_layer(layer: MVAULayer, module: str, env: jinja2.Environment
     """Either style, with the facts design.json records (style, non-zero weights, ...)."""
     if layer.style == "unrolled":
         return render_unrolled(layer, module, env)
-    return render_layer(layer, module, env), {
-        "style": "folded", "nonzero_weights": int(np.count_nonzero(layer.weights))}
+    return render_layer(layer, module, env), folded_facts(layer)
+
+
+def folded_facts(layer: MVAULayer) -> dict[str, object]:
+    """What design.json records of a folded layer, whoever builds it."""
+    return {"style": "folded", "nonzero_weights": int(np.count_nonzero(layer.weights))}
 
 
 def fifo_depth(producer: Block, consumer: Block) -> int:
@@ -283,7 +286,6 @@ def render_design(design: Design, top: str = "a2q_top", prefix: str = "",
                 if target.setdefault(file, text) != text:
                     raise ValueError(f"{file}: two blocks bring different texts")
         stages.append({"module": built.module, "kind": kind, "width": width})
-        out.backends[built.module] = built.backend
         return built.module
 
     for i, block in enumerate(design.blocks):
@@ -295,8 +297,7 @@ def render_design(design: Design, top: str = "a2q_top", prefix: str = "",
             out.layer_facts.append(facts)
         elif isinstance(block, MVAULayer):
             out.layer_modules.append(take(block.name, "mvau", block.in_width, "FINN MVU"))
-            out.layer_facts.append({"style": "folded",
-                                    "nonzero_weights": int(np.count_nonzero(block.weights))})
+            out.layer_facts.append(folded_facts(block))
         else:
             out.block_modules.append(take(block.name, block.kind, block.in_width,
                                           f"{block.kind} block"))

@@ -197,7 +197,7 @@ def channel_controls(layer: MVAULayer, result: sim.GroupResult,
 
 def sim_report(design: Design, groups: list[sim.Group], results: list[sim.GroupResult],
                timing: dict[str, float], tool: str,
-               built: dict[str, BlockSources] | None = None) -> dict[str, Any]:
+               built: dict[str, BlockSources]) -> dict[str, Any]:
     by_label = {g.label: (g, r) for g, r in zip(groups, results, strict=True)}
     net_group, net = by_label["network"]
     net_cmp = net.compare(net_group.expected)
@@ -207,6 +207,7 @@ def sim_report(design: Design, groups: list[sim.Group], results: list[sim.GroupR
     finn_cycles = finn_cycle_estimates(design)
     layers, ok = [], net_cmp["mismatches"] == 0
     for layer in design.layers:
+        finn = built[layer.name] if layer.backend == "finn-rtl" else None
         g_l, r_l = by_label[f"{layer.name}/layer"]
         g_a, r_a = by_label[f"{layer.name}/accumulator"]
         g_n, r_n = by_label[f"{layer.name}/narrower"]
@@ -224,11 +225,9 @@ def sim_report(design: Design, groups: list[sim.Group], results: list[sim.GroupR
             "exact_bits": layer.exact_bits,
             "register_bits": layer.register_bits, "cycles_per_vector": layer.cycles,
             "finn_cycle_estimate": finn_cycles.get(layer.name),
-            "backend": (built or {})[layer.name].backend if layer.backend == "finn-rtl"
-            else blocks.OWN,
+            "backend": finn.backend if finn else blocks.OWN,
             # where Verilator runs another path than synthesis maps (FINN's MVU: DSP48s)
-            "simulation_note": (built or {})[layer.name].note if layer.backend == "finn-rtl"
-            else "",
+            "simulation_note": finn.note if finn else "",
             "worst_case": {
                 "vectors": int(len(g_l.vectors)),
                 "layer_output": r_l.compare(g_l.expected),
@@ -253,7 +252,7 @@ def sim_report(design: Design, groups: list[sim.Group], results: list[sim.GroupR
             "cycles_vs_finn": (interval / finn_max) if interval and finn_max else None,
             "note": "cycles per image in steady state, input always valid, output always ready",
         },
-        "layers": layers, "blocks": block_records(design, built or {}, finn_cycles),
+        "layers": layers, "blocks": block_records(design, built, finn_cycles),
         "timing": timing, "a2qflow": version("a2qflow"),
     }
 

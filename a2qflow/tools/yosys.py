@@ -239,9 +239,14 @@ class Yosys:
         """``synth_xilinx`` of SystemVerilog already in ``work`` (with the files its
         ``$readmemh`` reads, relative to ``work``), read by ``reads`` in order, then the
         ``verilog`` files (``read_verilog -sv``: e.g. a top level over what slang read)."""
-        commands = [r.command() for r in reads] + [f"read_verilog -sv {v}" for v in verilog]
-        (work / "synth.ys").write_text(self._script(commands, top, family, nodsp))
+        (work / "synth.ys").write_text(self.slang_script(reads, top, family, nodsp, verilog))
         return self._result(work, top, family, self.run_script(work, top, timeout_s))
+
+    def slang_script(self, reads: list[SlangRead], top: str, family: str, nodsp: bool,
+                     verilog: tuple[str, ...] = ()) -> str:
+        """The script :meth:`synth_slang` runs."""
+        commands = [r.command() for r in reads] + [f"read_verilog -sv {v}" for v in verilog]
+        return self._script(commands, top, family, nodsp)
 
     def _result(self, work: Path, top: str, family: str, seconds: float) -> SynthResult:
         stat = json.loads((work / "stat.json").read_text())
