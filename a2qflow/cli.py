@@ -104,7 +104,8 @@ HELP = {
     "compare_acc_bits": "also build at this accumulator width, for the ratios (0: off)",
     "synth_layer_limit_s": "Yosys wall-clock limit per module, seconds (unrolled layers are slow)",
     "unrolled_generator": "adder graph of unrolled layers (SIMD=MW, PE=MH): a2qflow or da4ml",
-    "backend": "rtl: a2qflow's Verilog (own) or FINN's RTL (finn-rtl) wherever both exist",
+    "backend": "rtl: a2qflow's Verilog (own), FINN's RTL (finn-rtl) wherever both exist, or "
+               "per layer the smaller (auto)",
 }
 DATASET_DERIVED = ("in_features", "in_channels", "num_classes")  # set from the data set
 

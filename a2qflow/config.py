@@ -57,11 +57,15 @@ class DatasetName(str, Enum):
 
 class RtlBackend(str, Enum):
     """Who builds a layer the open flow implements (FINN's split of a generic op from its
-    backends): a2qflow's Verilog wherever a2qflow has the block, or FINN's own RTL wherever
-    finn-rtllib has it (sliding windows are FINN's and max-pools a2qflow's either way)."""
+    backends): a2qflow's Verilog wherever a2qflow has the block (``own``), FINN's own RTL
+    wherever finn-rtllib has it (``finn-rtl``), or per layer the one that measured smaller
+    (``auto``: FINN's MVU where FINN specialized the layer to ``MVAU_rtl`` and the part has the
+    DSPs it instantiates, a2qflow's Verilog elsewhere and for the glue). Sliding windows are
+    FINN's and max-pools a2qflow's either way."""
 
     OWN = "own"
     FINN_RTL = "finn-rtl"
+    AUTO = "auto"
 
 
 @dataclass(frozen=True)

@@ -248,24 +248,27 @@ class Design:
             return self
         return self.map_layers(lambda lay: lay.at_width(bits))
 
-    def with_backend(self, backend: str | RtlBackend) -> Design:
+    def with_backend(self, backend: str | RtlBackend, finn_mvu_part: bool = True) -> Design:
         """``finn-rtl``: FINN's RTL wherever finn-rtllib has the layer at this folding (the
         MVAUs FINN specialized to ``MVAU_rtl``, unless fully unrolled; FIFOs and width
-        converters); ``own``: a2qflow's Verilog wherever a2qflow has the block. Sliding
-        windows are FINN's and max-pools a2qflow's either way. An MVAU's own
-        ``preferred_impl_style`` (set per layer in the folding JSON, as in FINN) overrides:
-        ``rtl`` asks for FINN's RTL MVU, ``hls`` for a2qflow's Verilog (the open flow's stand-in
-        for FINN's HLS)."""
+        converters); ``own``: a2qflow's Verilog wherever a2qflow has the block; ``auto``: FINN's
+        MVU where ``finn-rtl`` would use it and the part suits it (``finn_mvu_part``: a2qflow
+        builds FINN's MVU for DSP48E1 parts only), a2qflow's Verilog elsewhere and for the glue
+        (FINN's FIFO is a shift register Yosys does not map to SRLs). Sliding windows are
+        FINN's and max-pools a2qflow's either way. An MVAU's own ``preferred_impl_style`` (set
+        per layer in the folding JSON, as in FINN) overrides: ``rtl`` asks for FINN's RTL MVU,
+        ``hls`` for a2qflow's Verilog (the open flow's stand-in for FINN's HLS)."""
         backend = enum_value(RtlBackend, backend, "backend").value
-        return dataclasses.replace(self.map_layers(lambda lay: _choose(lay, backend)),
-                                   glue_backend=backend)
+        return dataclasses.replace(
+            self.map_layers(lambda lay: _choose(lay, backend, finn_mvu_part)),
+            glue_backend="finn-rtl" if backend == "finn-rtl" else "own")
 
     def with_generator(self, generator: str) -> Design:
         """Unrolled layers built by ``generator`` (``a2qflow`` or ``da4ml``)."""
         return self.map_layers(lambda lay: dataclasses.replace(lay, generator=generator))
 
 
-def _choose(lay: MVAULayer, backend: str) -> MVAULayer:
+def _choose(lay: MVAULayer, backend: str, finn_mvu_part: bool) -> MVAULayer:
     """The backend of one MVAU: its ``preferred_impl_style``, else the build's."""
     fits = lay.finn_op == "MVAU_rtl" and lay.style == "folded"
     if lay.preferred == "rtl" and not fits:
@@ -277,6 +280,15 @@ def _choose(lay: MVAULayer, backend: str) -> MVAULayer:
                            f"remove preferred_impl_style from {lay.name} in the folding file, "
                            "or set it to hls (a2qflow's Verilog)")
     wanted = {"rtl": "finn-rtl", "hls": "own"}.get(lay.preferred, backend)
+    if wanted == "auto":
+        wanted = "finn-rtl" if finn_mvu_part else "own"
+    if wanted == "finn-rtl" and fits and not finn_mvu_part:
+        asked = ("its preferred_impl_style rtl" if lay.preferred == "rtl"
+                 else "backend finn-rtl")
+        raise A2QFlowError(f"{lay.name}: {asked} asks for FINN's RTL MVU, which a2qflow "
+                           "builds for 7-series parts (DSP48E1) only so far",
+                           "use backend auto or own on this board, or a Zynq-7000 board "
+                           "(pynq-z1, pynq-z2)")
     return dataclasses.replace(lay, backend="finn-rtl" if wanted == "finn-rtl" and fits
                                else "own")
 

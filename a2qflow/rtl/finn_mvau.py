@@ -95,6 +95,14 @@ def weights_of(model: ModelWrapper, node_name: str) -> np.ndarray:
     return integer_array(model.get_initializer(node.input[1]), f"{node_name} weights")
 
 
+def builds_for_part(fpgapart: str) -> bool:
+    """Whether a2qflow builds FINN's RTL MVU for ``fpgapart``: its DSP48E1 datapath only (the
+    cell stubs synth reads are the 7-series primitives)."""
+    from finn.util.basic import get_dsp_block
+
+    return get_dsp_block(fpgapart) == "DSP48E1"
+
+
 def generate(model: ModelWrapper, node_name: str, directory: Path, fpgapart: str,
              clock_ns: float, acc_bits: int | None = None,
              folding: tuple[int, int] | None = None, rename: str | None = None) -> FinnRtl:
@@ -103,7 +111,7 @@ def generate(model: ModelWrapper, node_name: str, directory: Path, fpgapart: str
     in ``directory/finn``."""
     from finn.util.basic import get_dsp_block
 
-    if get_dsp_block(fpgapart) != "DSP48E1":
+    if not builds_for_part(fpgapart):
         raise A2QFlowError(f"FINN's RTL MVU for {fpgapart} uses {get_dsp_block(fpgapart)}; "
                            "a2qflow synthesizes it for 7-series parts (DSP48E1) only so far",
                            "use a Zynq-7000 board (pynq-z1, pynq-z2) for FINN's RTL MVU")

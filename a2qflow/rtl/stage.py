@@ -26,7 +26,7 @@ from a2qflow.boards import load_board
 from a2qflow.config import RtlBackend
 from a2qflow.errors import A2QFlowError
 from a2qflow.graph import execute_mvau, hw_matmul_nodes
-from a2qflow.rtl import blocks, sim, unrolled
+from a2qflow.rtl import blocks, finn_mvau, sim, unrolled
 from a2qflow.rtl.design import Design, MVAULayer, read_design
 from a2qflow.rtl.generate import (
     BlockSources,
@@ -54,7 +54,8 @@ def run(build_dir: Path, max_images: int = MAX_IMAGES,
     ``rtl/acc<N>/`` (for synth's comparison; not simulated, and labelled so). Layers folded
     with SIMD = MW and PE = MH are fully unrolled; ``generator`` (``a2qflow`` or ``da4ml``)
     builds their adder graphs, and design.json records it per layer. ``backend`` picks
-    a2qflow's Verilog or FINN's RTL wherever both exist (:meth:`Design.with_backend`);
+    a2qflow's Verilog, FINN's RTL or per layer the smaller (``auto``) wherever both exist
+    (:meth:`Design.with_backend`);
     sim.json and design.json record each block's. A failed run
     leaves ``rtl/`` and ``sim.json`` as they were and writes ``sim.failed.json`` and
     ``rtl.failed/`` (sources, testbench, logs) instead.
@@ -67,12 +68,13 @@ def run(build_dir: Path, max_images: int = MAX_IMAGES,
     if compare_acc_bits is not None:
         int_in_range(compare_acc_bits, "compare_acc_bits", 2, bounds.MAX_ACC_BITS)
     inputs = layout.input_hashes(build_dir, layout.stage_files("rtl").reads)
-    design = read_design(build_dir).with_generator(generator).with_backend(backend)
+    compiled = layout.read_artifact(build_dir, layout.COMPILE_JSON)
+    part, clock_ns = compiled["part"], load_board(compiled["board"]).clock_ns
+    design = read_design(build_dir).with_generator(generator).with_backend(
+        backend, finn_mvu_part=finn_mvau.builds_for_part(part))
     # Verilator's makefiles cannot take a path with spaces: simulate in the system temp dir
     work = Path(tempfile.mkdtemp(prefix="a2qflow-rtl-"))
     try:
-        compiled = layout.read_artifact(build_dir, layout.COMPILE_JSON)
-        part, clock_ns = compiled["part"], load_board(compiled["board"]).clock_ns
         memo: dict[Any, BlockSources] = {}
         built = blocks.block_sources(design, work / "blocks", part, clock_ns, memo)
         # FINN's SystemVerilog needs its flags; a2qflow's Verilog does not

@@ -88,3 +88,18 @@ def test_small_cnv_is_bit_exact_in_verilator_and_synthesizes_per_block(tmp_path)
     assert glue == {"FINN RTL FIFO", "FINN RTL DWC"}
     mvu = [m for m in certified["layers"] if m["backend"] == "FINN RTL MVAU"]
     assert mvu and all(m["resources"]["DSP"] >= 1 for m in mvu)
+
+    # auto: FINN's MVU where FINN chose MVAU_rtl (a DSP48E1 part here), a2qflow's Verilog for
+    # every other MVAU and for the glue, stitched into one network that is still bit-exact
+    auto = tmp_path / "cnv-auto"
+    shutil.copytree(build, auto, ignore=shutil.ignore_patterns("rtl", "sim.json", "synth.json"))
+    report = rtl_stage.run(auto, max_images=2, compare_acc_bits=None, backend="auto")
+    assert report["ok"] and report["backend"] == "auto"
+    assert report["network"]["outputs"]["mismatches"] == 0
+    assert {lay["node"]: lay["backend"] for lay in report["layers"]} == {
+        n: lay["backend"] for n, lay in by_node.items()}
+    result = synth.run(auto, cache_dir=tmp_path / "cache")
+    certified = result["variants"]["certified"]
+    assert {m["backend"] for m in certified["glue"]} == {"a2qflow Verilog"}
+    mvu = [m for m in certified["layers"] if m["backend"] == "FINN RTL MVAU"]
+    assert len(mvu) == len(finn_mvus) and all(m["resources"]["DSP"] >= 1 for m in mvu)

@@ -116,23 +116,40 @@ def test_a_failed_simulation_leaves_the_previous_rtl_untouched(simulated_small, 
     assert (build / "rtl.failed").is_dir()
 
 
-@pytest.mark.parametrize(("finn_op", "preferred", "backend", "chosen"), [
-    ("MVAU_rtl", "", "own", "own"),
-    ("MVAU_rtl", "", "finn-rtl", "finn-rtl"),
-    ("MVAU_rtl", "hls", "finn-rtl", "own"),  # the layer's preferred_impl_style wins
-    ("MVAU_rtl", "rtl", "own", "finn-rtl"),
-    ("MVAU_hls", "", "finn-rtl", "own"),  # FINN's RTL MVU cannot fuse thresholds
+@pytest.mark.parametrize(("finn_op", "preferred", "backend", "dsp48e1", "chosen"), [
+    ("MVAU_rtl", "", "own", True, "own"),
+    ("MVAU_rtl", "", "finn-rtl", True, "finn-rtl"),
+    ("MVAU_rtl", "hls", "finn-rtl", True, "own"),  # the layer's preferred_impl_style wins
+    ("MVAU_rtl", "rtl", "own", True, "finn-rtl"),
+    ("MVAU_hls", "", "finn-rtl", True, "own"),  # FINN's RTL MVU cannot fuse thresholds
+    ("MVAU_rtl", "", "auto", True, "finn-rtl"),  # FINN chose its RTL MVU and the part fits
+    ("MVAU_rtl", "", "auto", False, "own"),  # no DSP48E1: a2qflow's Verilog
+    ("MVAU_hls", "", "auto", True, "own"),
+    ("MVAU_rtl", "hls", "auto", True, "own"),
 ])
 def test_each_mvau_gets_the_backend_its_layer_and_the_build_ask_for(finn_op, preferred, backend,
-                                                                  chosen, tmp_path):
+                                                                  dsp48e1, chosen, tmp_path):
     layer, _ = small_layer(signed=True, act_val=0)
     layer = dataclasses.replace(layer, finn_op=finn_op, preferred=preferred)
     design = Design(layers=[layer], in_tensor="x", out_tensor="y", host_before=[],
                     host_after=[], folded_model=tmp_path, hw_model=tmp_path)
-    chosen_design = design.with_backend(backend)
+    chosen_design = design.with_backend(backend, finn_mvu_part=dsp48e1)
     assert chosen_design.layers[0].backend == chosen
     assert chosen_design.blocks == chosen_design.layers
-    assert chosen_design.glue_backend == backend
+    # auto keeps a2qflow's FIFOs and converters (FINN's FIFO measured larger under Yosys)
+    assert chosen_design.glue_backend == ("finn-rtl" if backend == "finn-rtl" else "own")
+
+
+@pytest.mark.parametrize(("preferred", "backend"), [("", "finn-rtl"), ("rtl", "own")])
+def test_asking_for_finn_s_mvu_on_a_part_without_dsp48e1_is_refused_before_any_work(
+        preferred, backend, tmp_path):
+    layer, _ = small_layer(signed=True, act_val=0)
+    layer = dataclasses.replace(layer, finn_op="MVAU_rtl", preferred=preferred)
+    design = Design(layers=[layer], in_tensor="x", out_tensor="y", host_before=[],
+                    host_after=[], folded_model=tmp_path, hw_model=tmp_path)
+    with pytest.raises(A2QFlowError, match="7-series parts") as err:
+        design.with_backend(backend, finn_mvu_part=False)
+    assert "backend auto or own" in err.value.fix
 
 
 def test_asking_for_finn_s_mvu_where_it_cannot_build_the_layer_is_refused(tmp_path):
