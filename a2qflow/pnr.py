@@ -166,8 +166,8 @@ def rtl_variants(build_dir: Path, compare_acc_bits: int | None = None) -> dict[s
                 "ECP5 flow (Yosys synth_ecp5 + nextpnr) does not read",
                 "place and route designs of a2qflow's own Verilog (MLPs); synthesize convnets "
                 "for a Xilinx board with `a2qflow synth`")
-        files = [f for m in v["modules"] for f in m.get("files", [m.get("file")])] + [
-            f"{top}.v"]
+        files = [f for m in v["modules"] for f in [*m.get("files", [m.get("file")]),
+                                                   *m.get("data", [])]] + [f"{top}.v"]
         sources = [src / f for f in dict.fromkeys(files)]
         missing = [str(p) for p in sources if not p.is_file()]
         if missing:
@@ -237,8 +237,9 @@ def place_and_route(sources: list[Path], top: str, brd: Board, seed: int = 1,
                     clock_mhz: float | None = None, dsp: bool = False,
                     nextpnr: Nextpnr | None = None, yosys: Yosys | None = None,
                     cache_dir: Path | None = None) -> dict[str, Any]:
-    """One design (Verilog ``sources``, top module ``top`` with rtl's AXI-Stream ports) in the
-    harness, through synth_ecp5, nextpnr-ecp5 and ecppack on ``brd``; cached by content.
+    """One design (Verilog ``sources`` and the weight files they read, top module ``top`` with
+    rtl's AXI-Stream ports) in the harness, through synth_ecp5, nextpnr-ecp5 and ecppack on
+    ``brd``; cached by content.
 
     Returns the variant's record for ``pnr.json`` plus ``bitstream_path`` (in the cache).
     """
@@ -262,7 +263,7 @@ def place_and_route(sources: list[Path], top: str, brd: Board, seed: int = 1,
     n_out = max(1, min(len(tgt.output_pins), out_width))
     harness = render_harness(top, in_width, out_width, n_out)
     lpf = harness_lpf(brd, n_out, freq)
-    names = sorted(texts) + [f"{HARNESS_TOP}.v"]
+    names = verilog_names(texts) + [f"{HARNESS_TOP}.v"]
     argv = nextpnr.argv("netlist.json", tgt.device, tgt.package, tgt.speed_grade, freq, seed,
                         "harness.lpf")
     key = hashlib.sha256(json.dumps([
@@ -291,6 +292,12 @@ def place_and_route(sources: list[Path], top: str, brd: Board, seed: int = 1,
     return {**result, "cached": False, "bitstream_path": str(entry / BITSTREAM)}
 
 
+def verilog_names(texts: dict[str, str]) -> list[str]:
+    """The sources Yosys reads, in a fixed order; the rest (weight files) are ``$readmemh``-ed
+    from the working directory."""
+    return sorted(n for n in texts if n.endswith(".v"))
+
+
 def _place_and_route(work: Path, texts: dict[str, str], top: str, harness: str, lpf: str,
                      brd: Board, freq: float, seed: int, dsp: bool, nextpnr: Nextpnr,
                      yosys: Yosys, in_width: int, out_width: int, n_out: int) -> dict[str, Any]:
@@ -300,7 +307,7 @@ def _place_and_route(work: Path, texts: dict[str, str], top: str, harness: str, 
         (work / name).write_text(text)
     (work / f"{HARNESS_TOP}.v").write_text(harness)
     (work / "harness.lpf").write_text(lpf)
-    files = [work / n for n in sorted(texts)] + [work / f"{HARNESS_TOP}.v"]
+    files = [work / n for n in verilog_names(texts)] + [work / f"{HARNESS_TOP}.v"]
     synth = ecp5.synth_ecp5(files, HARNESS_TOP, work, nodsp=not dsp, netlist=True, yosys=yosys)
     alone = work / "harness_alone"
     alone.mkdir()

@@ -121,7 +121,7 @@ def synth_variant(build_dir: Path, variant: dict[str, Any], yosys: Yosys, family
 
     def one(record: dict[str, Any]) -> dict[str, Any]:
         names = record.get("files", [record.get("file")])
-        missing = [n for n in names if not (src / n).is_file()]
+        missing = [n for n in [*names, *record.get("data", [])] if not (src / n).is_file()]
         if missing:
             raise A2QFlowError(f"{src / missing[0]} is listed in {layout.RTL_DESIGN} but "
                                "missing", "re-run `a2qflow rtl`")
@@ -136,10 +136,13 @@ def synth_variant(build_dir: Path, variant: dict[str, Any], yosys: Yosys, family
                                   for k, v in r.items()}) for r in record["reads"]]
             res = synth_cached(files, record["top"], family, yosys, nodsp, cache, limit_s,
                                reads, verilog=(record["adapter"],) if with_adapter else ())
-        else:
+        else:  # a2qflow's Verilog, with the memory files it $readmemh-s (weights)
             (name,) = names
-            res = synth_cached((src / name).read_text(), record.get("top", record["module"]),
-                               family, yosys, nodsp, cache, limit_s)
+            text = (src / name).read_text()
+            data = {n: (src / n).read_text() for n in record.get("data", [])}
+            res = synth_cached({"in.v": text, **data} if data else text,
+                               record.get("top", record["module"]), family, yosys, nodsp, cache,
+                               limit_s)
         if finished is not None:
             finished(res)
         res["kind"] = record["kind"]
@@ -185,8 +188,9 @@ def synth_cached(text: str | dict[str, str], module: str, family: str, yosys: Yo
                  verilog: tuple[str, ...] = ()) -> dict[str, Any]:
     """One module through Yosys, cached by the hash of its text, options and Yosys version.
 
-    ``text`` is one Verilog file, or (with ``reads``) FINN's SystemVerilog files by name,
-    read by those ``read_slang`` commands (then ``verilog``, a top over them). Raises
+    ``text`` is one Verilog file, or files by name: ``in.v`` and the memory files it
+    ``$readmemh``-s, or (with ``reads``) FINN's SystemVerilog files, read by those
+    ``read_slang`` commands (then ``verilog``, a top over them). Raises
     :class:`SynthesisTimeout` past ``limit_s``; the timeout is remembered beside the cache
     entry, and a later call with a limit no longer than that raises it without running."""
     if reads:

@@ -13,7 +13,7 @@ import pytest
 from a2qflow import synth
 from a2qflow.errors import A2QFlowError
 from a2qflow.rtl.design import MVAULayer
-from a2qflow.rtl.generate import render_layer
+from a2qflow.rtl.generate import layer_data, render_layer
 from a2qflow.tools.yosys import SynthesisTimeout, Yosys
 
 
@@ -25,13 +25,18 @@ def tiny_layer(acc_bits: int) -> MVAULayer:
     return layer.at_width(acc_bits)
 
 
+def layer_files(layer: MVAULayer, module: str) -> dict[str, str]:
+    """One MVAU module as synth reads it: ``in.v`` and the weight file it ``$readmemh``-s."""
+    return {"in.v": render_layer(layer, module), **layer_data(layer, module)}
+
+
 @pytest.mark.slow
 def test_cells_grow_with_accumulator_width():
     yosys = Yosys()
     figures = []
     for bits in (11, 16, 32):
         layer = tiny_layer(bits)
-        res = synth.synth_cached(render_layer(layer, "mvau_s"), "mvau_s", "xc7", yosys, True)
+        res = synth.synth_cached(layer_files(layer, "mvau_s"), "mvau_s", "xc7", yosys, True)
         assert res["tool"].startswith("Yosys 0.70")
         figures.append(res["resources"])
     for key in ("LUT", "FF"):
@@ -66,7 +71,7 @@ def test_products_follow_finns_res_type():
     per_type = {}
     for res_type in ("lut", "dsp"):
         layer = dataclasses.replace(tiny_layer(11), res_type=res_type)
-        mvau = synth.synth_cached(render_layer(layer, "mvau_s"), "mvau_s", "xc7", Yosys(),
+        mvau = synth.synth_cached(layer_files(layer, "mvau_s"), "mvau_s", "xc7", Yosys(),
                                   nodsp=not layer.products_in_dsp)
         per_type[res_type] = mvau["resources"]
     assert per_type["lut"]["DSP"] == 0
@@ -77,7 +82,7 @@ def test_products_follow_finns_res_type():
 
 @pytest.mark.slow
 def test_a_module_past_its_limit_fails_and_a_rerun_does_not_spend_the_limit_again(tmp_path):
-    text, cache = render_layer(tiny_layer(11), "mvau_s"), tmp_path / "cache"
+    text, cache = layer_files(tiny_layer(11), "mvau_s"), tmp_path / "cache"
     with pytest.raises(SynthesisTimeout) as first:
         synth.synth_cached(text, "mvau_s", "xc7", Yosys(), True, cache, limit_s=0.05)
     assert "mvau_s ran past its limit of 0.05 s" in first.value.problem

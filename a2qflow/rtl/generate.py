@@ -129,7 +129,22 @@ def threshold_words(layer: MVAULayer) -> list[list[str]]:
     return [pack_words(t[:, p, :], layer.register_bits) for p in range(layer.pe)]
 
 
+def weight_file(module: str) -> str:
+    """The memory file a folded MVAU module ``$readmemh``-s its weights from."""
+    return f"{module}_weights.dat"
+
+
+def layer_data(layer: MVAULayer, module: str) -> dict[str, str]:
+    """The files :func:`render_layer`'s module reads at elaboration (``$readmemh``), by name:
+    a folded layer's weight words; none for an unrolled layer (constants in logic)."""
+    if layer.style == "unrolled":
+        return {}
+    return {weight_file(module): "\n".join(weight_words(layer)) + "\n"}
+
+
 def render_layer(layer: MVAULayer, module: str, env: jinja2.Environment | None = None) -> str:
+    """The module's Verilog; a folded layer reads its weights from :func:`layer_data`'s file,
+    which must sit beside it (in the simulator's or synthesizer's working directory)."""
     env = env or environment()
     if layer.style == "unrolled":
         return render_unrolled(layer, module, env)[0]
@@ -143,7 +158,8 @@ def render_layer(layer: MVAULayer, module: str, env: jinja2.Environment | None =
     ob = layer.output_bits
     ctx = {
         "module": module, "l": layer, "version": version("a2qflow"),
-        "wmem": weight_words(layer), "wmem_width": layer.pe * layer.simd * layer.weight_bits,
+        "weight_file": weight_file(module),
+        "wmem_width": layer.pe * layer.simd * layer.weight_bits,
         "depth": layer.sf * layer.nf, "sf_bits": _bits_for(layer.sf),
         "nf_bits": _bits_for(layer.nf), "addr_bits": _bits_for(layer.sf * layer.nf),
         "prod_bits": ib + (0 if layer.input_signed else 1) + layer.weight_bits,
@@ -293,6 +309,7 @@ def render_design(design: Design, top: str = "a2q_top", prefix: str = "",
             name = module_name(f"{prefix}{block.name}")
             text, facts = render_any_layer(block, name, env)
             add(name, text, "mvau", block.in_width)
+            out.data.update(layer_data(block, name))
             out.layer_modules.append(name)
             out.layer_facts.append(facts)
         elif isinstance(block, MVAULayer):

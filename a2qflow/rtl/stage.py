@@ -31,9 +31,11 @@ from a2qflow.rtl.design import Design, MVAULayer, read_design
 from a2qflow.rtl.generate import (
     BlockSources,
     Rendered,
+    layer_data,
     module_name,
     render_design,
     render_layer,
+    weight_file,
 )
 from a2qflow.tools.verilator import FINN_DESIGN_FLAGS, Verilator
 from a2qflow.validate import int_in_range
@@ -99,7 +101,7 @@ def run(build_dir: Path, max_images: int = MAX_IMAGES,
                                                / layer.name, part, clock_ns)
                 sources.update(narrower.files)
                 data.update(narrower.data)
-            groups += worst_case_groups(layer, module, node, hw, sources, narrower)
+            groups += worst_case_groups(layer, module, node, hw, sources, data, narrower)
         try:
             results, timing = sim.simulate(groups, sources, work / "sim", verilator,
                                            data=data)
@@ -137,9 +139,10 @@ def network_group(design: Design, vin: np.ndarray, vout: np.ndarray) -> sim.Grou
 
 
 def worst_case_groups(layer: MVAULayer, module: str, node: Any, hw: ModelWrapper,
-                      sources: dict[str, str],
+                      sources: dict[str, str], data: dict[str, str],
                       narrower: BlockSources | None = None) -> list[sim.Group]:
-    """The layer itself, its certified accumulator and the one-bit-narrower control.
+    """The layer itself, its certified accumulator and the one-bit-narrower control (their
+    Verilog added to ``sources``, their memory files to ``data``).
 
     A FINN MVU (``narrower`` given: FINN's MVU one bit narrower) outputs its accumulator, so
     the layer is its own accumulator probe."""
@@ -174,6 +177,7 @@ def worst_case_groups(layer: MVAULayer, module: str, node: Any, hw: ModelWrapper
         probe = layer.accumulator_probe(bits)
         name = module_name(f"probe_{layer.name}_a{bits}")
         sources[f"{name}.v"] = render_layer(probe, name)
+        data.update(layer_data(probe, name))
         groups.append(sim.Group(f"{layer.name}/{tag}", name, inp,
                                 sim.Port(layer.pe, bits, True, layer.mh), vectors, acc,
                                 stress=True))
@@ -293,7 +297,9 @@ def module_records(rendered: Rendered, design: Design,
     for module, layer, facts in zip(rendered.layer_modules, design.layers,
                                     rendered.layer_facts, strict=True):
         unrolled_layer = layer.style == "unrolled"
-        source = ({"file": f"{module}.v", "backend": blocks.OWN} if layer.backend == "own"
+        own_data = [weight_file(module)] if weight_file(module) in rendered.data else []
+        source = ({"file": f"{module}.v", "data": own_data, "backend": blocks.OWN}
+                  if layer.backend == "own"
                   else finn(built[layer.name]))
         records.append({"module": module, "kind": "mvau",
                         "node": layer.name, "acc_bits": layer.acc_bits,

@@ -13,7 +13,7 @@ from a2qflow import bounds, rtl
 from a2qflow.errors import A2QFlowError
 from a2qflow.rtl import sim as rtl_sim
 from a2qflow.rtl.design import Design, MVAULayer
-from a2qflow.rtl.generate import adder_tree, pack_words, render_dwc, render_layer
+from a2qflow.rtl.generate import adder_tree, layer_data, pack_words, render_dwc, render_layer
 from a2qflow.rtl.sim import Group, Port, simulate
 from a2qflow.tools.verilator import Verilator
 
@@ -51,7 +51,9 @@ def test_one_layer_matches_numpy(tmp_path, signed, act_val):
     groups = [Group("thr", "l_t", inp, Port(layer.pe, 4, act_val < 0, layer.mh), x, ref,
                     stress=True),
               Group("acc", "l_p", inp, Port(layer.pe, layer.acc_bits, True, layer.mh), x, accs)]
-    results, _ = simulate(groups, src, tmp_path, Verilator())
+    weights = {**layer_data(layer, "l_t"), **layer_data(probe, "l_p")}  # $readmemh-ed
+    assert sorted(weights) == ["l_p_weights.dat", "l_t_weights.dat"]
+    results, _ = simulate(groups, src, tmp_path, Verilator(), data=weights)
     for g, r in zip(groups, results, strict=True):
         assert r.compare(g.expected)["mismatches"] == 0, g.label
     # full rate: one output beat every SF cycles once the pipeline is full

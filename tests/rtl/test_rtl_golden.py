@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from a2qflow.rtl.design import MVAULayer
-from a2qflow.rtl.generate import render_layer
+from a2qflow.rtl.generate import layer_data, render_layer
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -29,14 +29,20 @@ def golden_layers() -> dict[str, MVAULayer]:
     }
 
 
+def rendered_files(name: str, layer: MVAULayer) -> dict[str, str]:
+    """The module's Verilog and the weight file it reads."""
+    return {f"{name}.v": render_layer(layer, name), **layer_data(layer, name)}
+
+
 def test_generated_verilog_matches_the_golden_files():
     for name, layer in golden_layers().items():
-        expected = (GOLDEN / f"{name}.v").read_text()
-        assert render_layer(layer, name) == expected, f"{name}.v differs from its golden file"
+        for file, text in rendered_files(name, layer).items():
+            assert text == (GOLDEN / file).read_text(), f"{file} differs from its golden file"
 
 
 if __name__ == "__main__":  # regenerate after an intended change, then review the diff
     GOLDEN.mkdir(exist_ok=True)
     for name, layer in golden_layers().items():
-        (GOLDEN / f"{name}.v").write_text(render_layer(layer, name))
+        for file, text in rendered_files(name, layer).items():
+            (GOLDEN / file).write_text(text)
     sys.exit(0)

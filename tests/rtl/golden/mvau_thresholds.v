@@ -15,14 +15,11 @@ module mvau_thresholds (
   output wire m_axis_tvalid,
   input  wire m_axis_tready
 );
-  // weight memory: word nf*SF+sf holds lane p, element s at [(p*SIMD+s)*4 +: 4]
+  // weight memory: word nf*SF+sf holds lane p, element s at [(p*SIMD+s)*4 +: 4];
+  // its 4 words are in mvau_thresholds_weights.dat (one hex word per line), read as FINN's memstream reads its
+  // memblock: a file keeps large layers out of the Verilog that Verilator compiles to C++
   reg [47:0] wmem [0:3];
-  initial begin
-    wmem[0] = 48'hdcba4321cba9;
-    wmem[1] = 48'h10fe97650fed;
-    wmem[2] = 48'h6543edcb5432;
-    wmem[3] = 48'hba97210fa976;
-  end
+  initial $readmemh("mvau_thresholds_weights.dat", wmem);
 
   reg [0:0] sf;
   reg [0:0] nf;
