@@ -103,8 +103,9 @@ def run(build_dir: Path, max_images: int = MAX_IMAGES,
                 data.update(narrower.data)
             groups += worst_case_groups(layer, module, node, hw, sources, data, narrower)
         try:
+            limit = cycle_limit(design, len(x), finn_cycle_estimates(design))
             results, timing = sim.simulate(groups, sources, work / "sim", verilator,
-                                           data=data)
+                                           max_cycles=limit, data=data)
         except A2QFlowError as exc:
             kept = _keep_failed(work, build_dir)
             raise A2QFlowError(exc.problem, f"see the logs in {kept}") from None
@@ -128,6 +129,29 @@ def run(build_dir: Path, max_images: int = MAX_IMAGES,
     shutil.rmtree(build_dir / FAILED_DIR, ignore_errors=True)
     write_json(build_dir / layout.SIM_JSON, report)
     return report
+
+
+MIN_CYCLE_LIMIT = 1_000_000
+
+
+def simulation_cycles(design: Design, images: int, finn_cycles: dict[str, int]
+                      ) -> dict[str, int]:
+    """Lower bounds on the clock cycles of each harness group: a layer's worst cases are 2 x MH
+    vectors (each channel's largest and smallest accumulator), SF x NF cycles each (one for
+    an unrolled layer); the network needs at least ``images`` x FINN's slowest node."""
+    cycles = {"network": images * max(finn_cycles.values(), default=0)}
+    for layer in design.layers:
+        cycles[layer.name] = 2 * layer.mh * (1 if layer.style == "unrolled"
+                                             else layer.sf * layer.nf)
+    return cycles
+
+
+def cycle_limit(design: Design, images: int, finn_cycles: dict[str, int]) -> int:
+    """Where the harness stops: four times the slowest group's lower bound plus FINN's serial
+    estimate of the images, so a hung design stops and a large serial one (whose worst cases
+    grow with MH^2 MW / (SIMD PE)) is not cut short."""
+    slowest = max(simulation_cycles(design, images, finn_cycles).values())
+    return max(MIN_CYCLE_LIMIT, 4 * (slowest + images * sum(finn_cycles.values())))
 
 
 def network_group(design: Design, vin: np.ndarray, vout: np.ndarray) -> sim.Group:

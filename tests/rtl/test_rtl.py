@@ -15,6 +15,7 @@ from a2qflow.rtl import sim as rtl_sim
 from a2qflow.rtl.design import Design, MVAULayer
 from a2qflow.rtl.generate import adder_tree, layer_data, pack_words, render_dwc, render_layer
 from a2qflow.rtl.sim import Group, Port, simulate
+from a2qflow.rtl.stage import MIN_CYCLE_LIMIT, cycle_limit, simulation_cycles
 from a2qflow.tools.verilator import Verilator
 
 
@@ -164,3 +165,14 @@ def test_asking_for_finn_s_mvu_where_it_cannot_build_the_layer_is_refused(tmp_pa
     assert "folding file" in err.value.fix
     with pytest.raises(A2QFlowError, match="backend='dsp' is not valid"):
         design.with_backend("dsp")
+
+
+def test_the_harness_cycle_limit_grows_with_a_serial_layer_s_worst_cases(tmp_path):
+    layer, _ = small_layer(signed=True, act_val=0)  # SF x NF cycles per worst-case vector
+    design = Design(layers=[layer], in_tensor="x", out_tensor="y", host_before=[],
+                    host_after=[], folded_model=tmp_path, hw_model=tmp_path)
+    needed = 2 * layer.mh * layer.sf * layer.nf
+    assert simulation_cycles(design, 4, {layer.name: 10}) == {"network": 40, layer.name: needed}
+    assert cycle_limit(design, 4, {layer.name: 10}) == MIN_CYCLE_LIMIT  # small: the floor
+    big = {layer.name: 10**6}  # a slow layer: the limit follows its lower bound
+    assert cycle_limit(design, 4, big) == 4 * (4 * 10**6 + 4 * 10**6)
