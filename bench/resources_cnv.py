@@ -25,12 +25,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import command_line, machine  # noqa: E402
 
 from a2qflow import compile as a2q_compile  # noqa: E402
 from a2qflow import export, rtl, synth, train, verify  # noqa: E402
-from a2qflow.artifacts import read_json, write_json, write_text  # noqa: E402
+from a2qflow.artifacts import atomic_path, read_json, write_json, write_text  # noqa: E402
 from a2qflow.config import ModelSpec, TrainConfig  # noqa: E402
 
 KEYS = ("LUT", "FF", "CARRY", "DSP", "BRAM18")
@@ -126,6 +131,37 @@ def markdown(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(res: dict[str, Any], path: Path) -> None:
+    """Per point, LUT per block certified beside the compare width (one panel per point)."""
+    points = res["points"]
+    fig, axes = plt.subplots(len(points), 1, figsize=(11, 3.6 * len(points)), squeeze=False)
+    for ax, pt in zip(axes[:, 0], points, strict=True):
+        s = pt["synth"]
+        cert, wide = s["variants"]["certified"], s["variants"][f"acc{res['compare']}"]
+        wide_by = {m["module"]: m for m in wide["layers"] + wide["blocks"]}
+        mods = cert["layers"] + cert["blocks"]
+        names = [m.get("node", m["module"]).replace("ConvolutionInputGenerator_rtl", "SWG")
+                 for m in mods] + ["glue"]
+        lut = [m["resources"]["LUT"] for m in mods] + [
+            sum(m["resources"]["LUT"] for m in cert["glue"])]
+        lut_wide = [wide_by.get(m["module"], m)["resources"]["LUT"] for m in mods] + [
+            sum(m["resources"]["LUT"] for m in wide["glue"])]
+        x = range(len(names))
+        ax.bar([i - 0.2 for i in x], lut, 0.4, label="certified widths")
+        ax.bar([i + 0.2 for i in x], lut_wide, 0.4, label=f"{res['compare']}-bit accumulators")
+        ax.set_xticks(list(x), names, rotation=45, ha="right", fontsize=8)
+        ax.set_ylabel("LUT")
+        ratio = wide["total"]["LUT"] / cert["total"]["LUT"]
+        ax.set_title(f"P={pt['P']}, backend {pt['backend']}: whole network "
+                     f"{cert['total']['LUT']:,} vs {wide['total']['LUT']:,} LUT ({ratio:.2f}x)\n"
+                     f"{s['label']}", fontsize=9)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", required=True, help="CIFAR-10 python batches")
@@ -143,9 +179,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--layer-limit", type=float, default=1800.0)
     ap.add_argument("--out", default="bench/out/cnv")
+    ap.add_argument("--replot", type=Path, default=None,
+                    help="only rewrite the .md and .png from this resources_cnv.json")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.replot is not None:
+        res = read_json(args.replot, "bench results", "bench/resources_cnv.py")
+        write_text(out / "resources_cnv.md", markdown(res))
+        plot(res, out / "resources_cnv.png")
+        return 0
     float_dir = out / f"h{args.hidden}-float"
     if not done(float_dir, "train.json"):
         train.run(ModelSpec(arch="cnv", quant="float", hidden=args.hidden), train_config(args),
@@ -157,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                                    float_dir / "checkpoint.pt")
         write_json(out / "resources_cnv.json", res)
     write_text(out / "resources_cnv.md", markdown(res))
+    plot(res, out / "resources_cnv.png")
     print(markdown(res))
     return 0
 
