@@ -102,8 +102,8 @@ def run(build_dir: Path, max_images: int = MAX_IMAGES,
                 sources.update(narrower.files)
                 data.update(narrower.data)
             groups += worst_case_groups(layer, module, node, hw, sources, data, narrower)
+        limit = cycle_limit(design, len(x), finn_cycle_estimates(design))
         try:
-            limit = cycle_limit(design, len(x), finn_cycle_estimates(design))
             results, timing = sim.simulate(groups, sources, work / "sim", verilator,
                                            max_cycles=limit, data=data)
         except A2QFlowError as exc:
