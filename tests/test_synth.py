@@ -81,6 +81,19 @@ def test_products_follow_finns_res_type():
 
 
 @pytest.mark.slow
+def test_weights_follow_finns_ram_style():
+    """ram_style from the folding file decides BRAM or LUT RAM for the weights, as in FINN."""
+    per_style = {}
+    for style in ("block", "distributed"):
+        layer = dataclasses.replace(tiny_layer(11), ram_style=style)
+        per_style[style] = synth.synth_cached(layer_files(layer, "mvau_s"), "mvau_s", "xc7",
+                                              Yosys(), nodsp=True)["resources"]
+    assert per_style["block"]["BRAM18"] >= 1
+    assert per_style["distributed"]["BRAM18"] == 0  # a ROM in LUTs
+    assert per_style["distributed"]["LUT"] > per_style["block"]["LUT"]
+
+
+@pytest.mark.slow
 def test_a_module_past_its_limit_fails_and_a_rerun_does_not_spend_the_limit_again(tmp_path):
     text, cache = layer_files(tiny_layer(11), "mvau_s"), tmp_path / "cache"
     with pytest.raises(SynthesisTimeout) as first:

@@ -58,6 +58,7 @@ class MVAULayer:
     in_tensor: str = ""
     out_tensor: str = ""
     res_type: str = "auto"  # FINN's resType for the products: "lut", "dsp" or "auto"
+    ram_style: str = "auto"  # FINN's ram_style for the weights: "auto", "block", "distributed"
     # unrolled layers (SIMD = MW, PE = MH) only: who builds the adder graph, how wide its
     # nodes are ("exact" per node, or "uniform" at acc_bits), and by how many bits every
     # channel's root is narrowed (the negative control)
@@ -422,14 +423,30 @@ def _mvau(model: ModelWrapper, node: Any, cert: dict[str, Any]) -> MVAULayer:
         acc_bits=adt.bitwidth(), exact_bits=int(cert["exact_bits"]), register_bits=register,
         output_bits=odt.bitwidth(), output_signed=bool(odt.signed()),
         act_val=int(attr("ActVal")) if act else 0, weights=weights, thresholds=thresholds,
-        in_tensor=node.input[0], out_tensor=node.output[0], res_type=_res_type(inst),
+        in_tensor=node.input[0], out_tensor=node.output[0],
+        res_type=_nodeattr(inst, "resType"), ram_style=ram_style_of(node.name, inst),
         finn_op=node.op_type, preferred=str(inst.get_nodeattr("preferred_impl_style")),
     )
 
 
-def _res_type(inst: Any) -> str:
-    """The node's resType (set by a folding file, as in FINN); "auto" where it has none."""
+def _nodeattr(inst: Any, name: str) -> str:
+    """The node's ``name`` attribute (set by a folding file, as in FINN); "auto" where the op
+    has none."""
     try:
-        return str(inst.get_nodeattr("resType"))
+        return str(inst.get_nodeattr(name))
     except AttributeError:
         return "auto"
+
+
+RAM_STYLES = ("auto", "block", "distributed")  # FINN's ram_style values the open flow builds
+
+
+def ram_style_of(name: str, inst: Any) -> str:
+    """The node's ram_style for its weights; one the open flow cannot build is refused."""
+    style = _nodeattr(inst, "ram_style")
+    if style not in RAM_STYLES:
+        raise A2QFlowError(f"{name} has ram_style {style!r}, which a2qflow's MVAU does not build "
+                           "(UltraRAM is FINN's Vivado flow)",
+                           f"set ram_style of {name} in the folding file to one of "
+                           f"{', '.join(RAM_STYLES)}")
+    return style

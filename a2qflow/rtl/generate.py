@@ -129,6 +129,12 @@ def threshold_words(layer: MVAULayer) -> list[list[str]]:
     return [pack_words(t[:, p, :], layer.register_bits) for p in range(layer.pe)]
 
 
+# FINN's ram_style for an MVAU's weights as the Yosys attribute of a2qflow's weight ROM:
+# "block" is BRAM; "distributed" is LUTs, which for a ROM Yosys builds as logic (its LUT RAM
+# libraries prune ROMs); "auto" leaves the choice to Yosys's cost model
+ROM_STYLE = {"auto": "", "block": "block", "distributed": "logic"}
+
+
 def weight_file(module: str) -> str:
     """The memory file a folded MVAU module ``$readmemh``-s its weights from."""
     return f"{module}_weights.dat"
@@ -158,7 +164,7 @@ def render_layer(layer: MVAULayer, module: str, env: jinja2.Environment | None =
     ob = layer.output_bits
     ctx = {
         "module": module, "l": layer, "version": version("a2qflow"),
-        "weight_file": weight_file(module),
+        "weight_file": weight_file(module), "rom_style": ROM_STYLE[layer.ram_style],
         "wmem_width": layer.pe * layer.simd * layer.weight_bits,
         "depth": layer.sf * layer.nf, "sf_bits": _bits_for(layer.sf),
         "nf_bits": _bits_for(layer.nf), "addr_bits": _bits_for(layer.sf * layer.nf),

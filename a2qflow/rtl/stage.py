@@ -330,6 +330,7 @@ def module_records(rendered: Rendered, design: Design,
                         "register_bits": layer.register_bits, "simd": layer.simd,
                         "pe": layer.pe, "mw": layer.mw, "mh": layer.mh,
                         "weights": layer.mw * layer.mh, "res_type": layer.res_type,
+                        "ram_style": layer.ram_style,
                         # constant products of an unrolled layer are shift-adds, never DSP48s;
                         # FINN's MVU instantiates DSP48E1s itself
                         "products_in_dsp": (layer.products_in_dsp and not unrolled_layer)

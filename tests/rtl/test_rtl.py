@@ -176,3 +176,19 @@ def test_the_harness_cycle_limit_grows_with_a_serial_layer_s_worst_cases(tmp_pat
     assert cycle_limit(design, 4, {layer.name: 10}) == MIN_CYCLE_LIMIT  # small: the floor
     big = {layer.name: 10**6}  # a slow layer: the limit follows its lower bound
     assert cycle_limit(design, 4, big) == 4 * (4 * 10**6 + 4 * 10**6)
+
+
+def test_an_mvau_ram_style_the_open_flow_does_not_build_is_refused_by_name():
+    from onnx import helper
+    from qonnx.custom_op.registry import getCustomOp
+
+    from a2qflow.rtl.design import ram_style_of
+
+    node = helper.make_node("MVAU_hls", ["x", "w"], ["y"], name="MVAU_hls_9", ram_style="ultra",
+                            domain="finn.custom_op.fpgadataflow.hls", MW=4, MH=4, SIMD=1, PE=1)
+    inst = getCustomOp(node)
+    with pytest.raises(A2QFlowError, match="MVAU_hls_9 has ram_style 'ultra'") as err:
+        ram_style_of(node.name, inst)
+    assert "auto, block, distributed" in err.value.fix
+    next(a for a in node.attribute if a.name == "ram_style").s = b"block"
+    assert ram_style_of(node.name, getCustomOp(node)) == "block"

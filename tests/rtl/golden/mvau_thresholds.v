@@ -18,7 +18,7 @@ module mvau_thresholds (
   // weight memory: word nf*SF+sf holds lane p, element s at [(p*SIMD+s)*4 +: 4];
   // its 4 words are in mvau_thresholds_weights.dat (one hex word per line), read as FINN's memstream reads its
   // memblock: a file keeps large layers out of the Verilog that Verilator compiles to C++
-  reg [47:0] wmem [0:3];
+reg [47:0] wmem [0:3];  // FINN ram_style auto
   initial $readmemh("mvau_thresholds_weights.dat", wmem);
 
   reg [0:0] sf;
