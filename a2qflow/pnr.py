@@ -76,7 +76,8 @@ def run(build_dir: Path, seed: int = 1, compare_acc_bits: int | None = None,
     for name, v in variants.items():
         use_dsp = dsp if dsp is not None else bool(v.get("products_in_dsp"))
         res = place_and_route(v["sources"], v["top"], brd, seed=seed, clock_mhz=clock_mhz,
-                              dsp=use_dsp, nextpnr=nextpnr, yosys=yosys, cache_dir=cache_dir)
+                              dsp=use_dsp, nextpnr=nextpnr, yosys=yosys, cache_dir=cache_dir,
+                              data=v["data"])
         res["acc_bits"] = v["acc_bits"]
         res["simulated"] = v["simulated"]
         results[name] = res
@@ -166,14 +167,17 @@ def rtl_variants(build_dir: Path, compare_acc_bits: int | None = None) -> dict[s
                 "ECP5 flow (Yosys synth_ecp5 + nextpnr) does not read",
                 "place and route designs of a2qflow's own Verilog (MLPs); synthesize convnets "
                 "for a Xilinx board with `a2qflow synth`")
-        files = [f for m in v["modules"] for f in [*m.get("files", [m.get("file")]),
-                                                   *m.get("data", [])]] + [f"{top}.v"]
+        files = [f for m in v["modules"] for f in m.get("files", [m.get("file")])] + [
+            f"{top}.v"]
         sources = [src / f for f in dict.fromkeys(files)]
-        missing = [str(p) for p in sources if not p.is_file()]
+        memory = [src / f for f in dict.fromkeys(f for m in v["modules"]
+                                                 for f in m.get("data", []))]
+        missing = [str(p) for p in sources + memory if not p.is_file()]
         if missing:
             raise A2QFlowError(f"{', '.join(missing)} listed in {described} but missing",
                                "re-run `a2qflow rtl`")
-        out[name] = {"sources": sources, "top": top, "acc_bits": v.get("acc_bits"),
+        out[name] = {"sources": sources, "data": memory, "top": top,
+                     "acc_bits": v.get("acc_bits"),
                      "simulated": v.get("simulated", name == "certified"),
                      "products_in_dsp": any(m.get("products_in_dsp") for m in v["modules"])}
     return out
@@ -236,10 +240,11 @@ def harness_lpf(brd: Board, n_out: int, freq_mhz: float) -> str:
 def place_and_route(sources: list[Path], top: str, brd: Board, seed: int = 1,
                     clock_mhz: float | None = None, dsp: bool = False,
                     nextpnr: Nextpnr | None = None, yosys: Yosys | None = None,
-                    cache_dir: Path | None = None) -> dict[str, Any]:
-    """One design (Verilog ``sources`` and the weight files they read, top module ``top`` with
-    rtl's AXI-Stream ports) in the harness, through synth_ecp5, nextpnr-ecp5 and ecppack on
-    ``brd``; cached by content.
+                    cache_dir: Path | None = None, data: list[Path] | None = None
+                    ) -> dict[str, Any]:
+    """One design (Verilog ``sources``, top module ``top`` with rtl's AXI-Stream ports; ``data``:
+    the memory files they ``$readmemh``, e.g. weights) in the harness, through synth_ecp5,
+    nextpnr-ecp5 and ecppack on ``brd``; cached by content.
 
     Returns the variant's record for ``pnr.json`` plus ``bitstream_path`` (in the cache).
     """
@@ -254,6 +259,7 @@ def place_and_route(sources: list[Path], top: str, brd: Board, seed: int = 1,
     nextpnr = nextpnr or Nextpnr()
     yosys = yosys or Yosys()
     texts = {Path(p).name: Path(p).read_text() for p in sources}
+    memory = {Path(p).name: Path(p).read_text() for p in data or []}
     if f"{top}.v" not in texts and not any(re.search(rf"\bmodule\s+{re.escape(top)}\b", t)
                                            for t in texts.values()):
         raise A2QFlowError(f"top module {top} is in none of the sources", "re-run `a2qflow rtl`")
@@ -263,12 +269,12 @@ def place_and_route(sources: list[Path], top: str, brd: Board, seed: int = 1,
     n_out = max(1, min(len(tgt.output_pins), out_width))
     harness = render_harness(top, in_width, out_width, n_out)
     lpf = harness_lpf(brd, n_out, freq)
-    names = verilog_names(texts) + [f"{HARNESS_TOP}.v"]
+    names = sorted(texts) + [f"{HARNESS_TOP}.v"]
     argv = nextpnr.argv("netlist.json", tgt.device, tgt.package, tgt.speed_grade, freq, seed,
                         "harness.lpf")
     key = hashlib.sha256(json.dumps([
-        sorted(texts.items()), top, harness, lpf, brd.to_dict(), freq, seed, dsp,
-        yosys.version, nextpnr.version, ecp5.script(names, HARNESS_TOP, not dsp, True),
+        sorted(texts.items()), sorted(memory.items()), top, harness, lpf, brd.to_dict(), freq,
+        seed, dsp, yosys.version, nextpnr.version, ecp5.script(names, HARNESS_TOP, not dsp, True),
         argv[1:]]).encode()).hexdigest()[:24]
     cache = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
     entry = cache / key
@@ -281,9 +287,10 @@ def place_and_route(sources: list[Path], top: str, brd: Board, seed: int = 1,
     cache.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=cache))
     try:
-        result = _place_and_route(work, texts, top, harness, lpf, brd, freq, seed, dsp,
+        result = _place_and_route(work, texts, memory, top, harness, lpf, brd, freq, seed, dsp,
                                   nextpnr, yosys, in_width, out_width, n_out)
-        for scratch in ["netlist.json", "design.config", *texts]:  # large; kept: logs, harness
+        # large; kept: logs, harness
+        for scratch in ["netlist.json", "design.config", *texts, *memory]:
             (work / scratch).unlink(missing_ok=True)
         write_json(work / "result.json", result)
         replace_dir(work, entry)
@@ -292,22 +299,17 @@ def place_and_route(sources: list[Path], top: str, brd: Board, seed: int = 1,
     return {**result, "cached": False, "bitstream_path": str(entry / BITSTREAM)}
 
 
-def verilog_names(texts: dict[str, str]) -> list[str]:
-    """The sources Yosys reads, in a fixed order; the rest (weight files) are ``$readmemh``-ed
-    from the working directory."""
-    return sorted(n for n in texts if n.endswith(".v"))
-
-
-def _place_and_route(work: Path, texts: dict[str, str], top: str, harness: str, lpf: str,
-                     brd: Board, freq: float, seed: int, dsp: bool, nextpnr: Nextpnr,
-                     yosys: Yosys, in_width: int, out_width: int, n_out: int) -> dict[str, Any]:
+def _place_and_route(work: Path, texts: dict[str, str], memory: dict[str, str], top: str,
+                     harness: str, lpf: str, brd: Board, freq: float, seed: int, dsp: bool,
+                     nextpnr: Nextpnr, yosys: Yosys, in_width: int, out_width: int, n_out: int
+                     ) -> dict[str, Any]:
     tgt = brd.ecp5
     assert tgt is not None
-    for name, text in texts.items():
+    for name, text in {**texts, **memory}.items():
         (work / name).write_text(text)
     (work / f"{HARNESS_TOP}.v").write_text(harness)
     (work / "harness.lpf").write_text(lpf)
-    files = [work / n for n in verilog_names(texts)] + [work / f"{HARNESS_TOP}.v"]
+    files = [work / n for n in sorted(texts)] + [work / f"{HARNESS_TOP}.v"]
     synth = ecp5.synth_ecp5(files, HARNESS_TOP, work, nodsp=not dsp, netlist=True, yosys=yosys)
     alone = work / "harness_alone"
     alone.mkdir()

