@@ -216,7 +216,9 @@ class HardwareConfig:
 
     board: str = DEFAULT_BOARD
     folding: str | None = None  # FINN folding JSON
-    target_fps: float | None = None  # or let FINN fold for this throughput
+    # let FINN fold for this throughput (SetFolding); with a folding file too, the file is
+    # applied on top, as FINN's builder applies folding_config_file after target_fps
+    target_fps: float | None = None
     acc_bits: int | None = None  # force every accumulator to this width (refused if too narrow)
     compare_acc_bits: int | None = DEFAULT_COMPARE_ACC_BITS  # rtl/synth: also at this width
     pnr_seed: int = 1  # ECP5 boards: nextpnr's placement seed (recorded in pnr.json)
@@ -231,9 +233,6 @@ class HardwareConfig:
             raise A2QFlowError(f"board={self.board!r} is not valid",
                                "give a board name (a2qflow boards)")
         board = load_board(self.board)
-        if self.folding is not None and self.target_fps is not None:
-            raise A2QFlowError("give either a folding file or a target fps, not both",
-                               "drop folding (--folding) or target_fps (--target-fps)")
         if self.folding is not None:
             read_folding(self.folding)
         if self.target_fps is not None:

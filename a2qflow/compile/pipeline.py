@@ -159,16 +159,16 @@ def step_folding(model: ModelWrapper, ctx: CompileContext) -> ModelWrapper:
     from finn.transformation.general import ApplyConfig
     from qonnx.custom_op.registry import getCustomOp
 
-    if ctx.folding is not None:
+    if ctx.target_fps is not None:
+        cycles = max(1, int(1e9 / ctx.board.clock_ns / ctx.target_fps))
+        model = transform_dataflow_core(model, SetFolding(cycles))
+    if ctx.folding is not None:  # after SetFolding, as in FINN's builder: the file has the say
         names = {n.name for n in model.graph.node}
         unknown = sorted(set(ctx.folding) - names - {"Defaults"})
         if unknown:
             raise A2QFlowError(f"folding file names unknown layers: {', '.join(unknown)}",
                                f"layers of this design: {', '.join(sorted(names))}")
         model = model.transform(ApplyConfig(copy.deepcopy(ctx.folding)))
-    elif ctx.target_fps is not None:
-        cycles = max(1, int(1e9 / ctx.board.clock_ns / ctx.target_fps))
-        model = transform_dataflow_core(model, SetFolding(cycles))
     for node in hw_matmul_nodes(model):
         inst = getCustomOp(node)
         mw, mh = inst.get_nodeattr("MW"), inst.get_nodeattr("MH")

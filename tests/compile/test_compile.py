@@ -118,6 +118,26 @@ def test_folding_file_and_target_fps(trained_build, copy_build, tmp_path):
     assert fast["max_cycles"] < slow
 
 
+def test_a_folding_file_applies_on_top_of_setfolding(trained_build, copy_build, tmp_path):
+    """As in FINN's builder: SetFolding for the throughput, then the file's attributes."""
+    build = copy_build(trained_build(quant="a2q+", acc_bits=12))
+    a2q_compile.run(build, "pynq-z1", target_fps=1e6)
+    folded = ModelWrapper(str(build / "finn" / "07_folding.onnx"))
+    names = [n.name for n in folded.graph.node if n.op_type == "MVAU_hls"]
+    chosen = {n: (getCustomOp(folded.get_node_from_name(n)).get_nodeattr("PE"),
+                  getCustomOp(folded.get_node_from_name(n)).get_nodeattr("SIMD")) for n in names}
+    folding = tmp_path / "styles.json"
+    folding.write_text(json.dumps({"Defaults": {"ram_style_thresholds": ["block", ["MVAU_hls"]]},
+                                   names[0]: {"resType": "dsp"}}))
+    a2q_compile.run(build, "pynq-z1", folding=folding, target_fps=1e6)
+    final = ModelWrapper(str(build / "finn" / "07_folding.onnx"))
+    for n in names:
+        inst = getCustomOp(final.get_node_from_name(n))
+        assert (inst.get_nodeattr("PE"), inst.get_nodeattr("SIMD")) == chosen[n]
+        assert inst.get_nodeattr("ram_style_thresholds") == "block"
+    assert getCustomOp(final.get_node_from_name(names[0])).get_nodeattr("resType") == "dsp"
+
+
 def test_bad_inputs_are_refused(trained_build, copy_build, tmp_path):
     with pytest.raises(A2QFlowError, match="model.qonnx.onnx not found"):
         a2q_compile.run(tmp_path, "pynq-z1")
