@@ -109,7 +109,8 @@ class Progress:
                     r = res["resources"]
                     how = "cached" if res["cached"] else f"{res['seconds']:.1f} s"
                     self.echo(f"  [{self.done}/{self.total}] {variant} {res['module']}: "
-                              f"{r['LUT']:,} LUT, {r['FF']:,} FF, {r['DSP']} DSP ({how})")
+                              f"{r['LUT']:,} LUT, {r['FF']:,} FF, {r['DSP']} DSP, "
+                              f"{r['BRAM18']} BRAM18 ({how})")
         return report
 
 

@@ -94,6 +94,26 @@ def test_weights_follow_finns_ram_style():
 
 
 @pytest.mark.slow
+def test_thresholds_follow_finns_ram_style_thresholds():
+    """ram_style_thresholds decides BRAM or logic for the thresholds of a layer with many
+    neuron folds (here 64 channels at PE 1), as FINN's ram_style_thresholds does."""
+    rng = np.random.default_rng(3)
+    w = rng.integers(-7, 8, size=(64, 16))
+    thr = np.sort(rng.integers(-300, 300, size=(64, 15)), axis=1)
+    deep = MVAULayer("MVAU_t", 16, 64, 16, 1, 4, False, 4, 11, 11, 11, 4, False, 0, w, thr)
+    per_style = {}
+    for style in ("block", "distributed"):
+        layer = dataclasses.replace(deep, ram_style="distributed", ram_style_thresholds=style)
+        files = layer_files(layer, "mvau_t")
+        assert "mvau_t_thresholds.dat" in files
+        per_style[style] = synth.synth_cached(files, "mvau_t", "xc7", Yosys(),
+                                              nodsp=True)["resources"]
+    assert per_style["block"]["BRAM18"] >= 1
+    assert per_style["distributed"]["BRAM18"] == 0
+    assert per_style["distributed"]["LUT"] > per_style["block"]["LUT"] + 100
+
+
+@pytest.mark.slow
 def test_a_module_past_its_limit_fails_and_a_rerun_does_not_spend_the_limit_again(tmp_path):
     text, cache = layer_files(tiny_layer(11), "mvau_s"), tmp_path / "cache"
     with pytest.raises(SynthesisTimeout) as first:

@@ -59,6 +59,7 @@ class MVAULayer:
     out_tensor: str = ""
     res_type: str = "auto"  # FINN's resType for the products: "lut", "dsp" or "auto"
     ram_style: str = "auto"  # FINN's ram_style for the weights: "auto", "block", "distributed"
+    ram_style_thresholds: str = "auto"  # FINN's ram_style_thresholds: the same three values
     # unrolled layers (SIMD = MW, PE = MH) only: who builds the adder graph, how wide its
     # nodes are ("exact" per node, or "uniform" at acc_bits), and by how many bits every
     # channel's root is narrowed (the negative control)
@@ -425,6 +426,7 @@ def _mvau(model: ModelWrapper, node: Any, cert: dict[str, Any]) -> MVAULayer:
         act_val=int(attr("ActVal")) if act else 0, weights=weights, thresholds=thresholds,
         in_tensor=node.input[0], out_tensor=node.output[0],
         res_type=_nodeattr(inst, "resType"), ram_style=ram_style_of(node.name, inst),
+        ram_style_thresholds=ram_style_of(node.name, inst, "ram_style_thresholds"),
         finn_op=node.op_type, preferred=str(inst.get_nodeattr("preferred_impl_style")),
     )
 
@@ -441,12 +443,13 @@ def _nodeattr(inst: Any, name: str) -> str:
 RAM_STYLES = ("auto", "block", "distributed")  # FINN's ram_style values the open flow builds
 
 
-def ram_style_of(name: str, inst: Any) -> str:
-    """The node's ram_style for its weights; one the open flow cannot build is refused."""
-    style = _nodeattr(inst, "ram_style")
+def ram_style_of(name: str, inst: Any, attr: str = "ram_style") -> str:
+    """The node's ram_style for its weights (or ``ram_style_thresholds``); one the open flow
+    cannot build is refused."""
+    style = _nodeattr(inst, attr)
     if style not in RAM_STYLES:
-        raise A2QFlowError(f"{name} has ram_style {style!r}, which a2qflow's MVAU does not build "
+        raise A2QFlowError(f"{name} has {attr} {style!r}, which a2qflow's MVAU does not build "
                            "(UltraRAM is FINN's Vivado flow)",
-                           f"set ram_style of {name} in the folding file to one of "
+                           f"set {attr} of {name} in the folding file to one of "
                            f"{', '.join(RAM_STYLES)}")
     return style

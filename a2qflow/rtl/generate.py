@@ -122,16 +122,16 @@ def weight_words(layer: MVAULayer) -> list[str]:
     return pack_words(rows, layer.weight_bits)
 
 
-def threshold_words(layer: MVAULayer) -> list[list[str]]:
-    """Per lane p, per neuron fold nf: the thresholds of channel nf*PE+p as one word."""
+def threshold_words(layer: MVAULayer) -> list[str]:
+    """Threshold memory: word nf holds channel nf*PE+p's threshold i at (p*steps+i)."""
     assert layer.thresholds is not None
-    t = layer.thresholds.reshape(layer.nf, layer.pe, -1)
-    return [pack_words(t[:, p, :], layer.register_bits) for p in range(layer.pe)]
+    return pack_words(layer.thresholds.reshape(layer.nf, -1), layer.register_bits)
 
 
 # FINN's ram_style for an MVAU's weights as the Yosys attribute of a2qflow's weight ROM:
-# "block" is BRAM; "distributed" is LUTs, which for a ROM Yosys builds as logic (its LUT RAM
-# libraries prune ROMs); "auto" leaves the choice to Yosys's cost model
+# "block" is BRAM; "distributed" is LUTs, which for a ROM Yosys builds as logic (its LUT
+# RAM libraries prune ROMs); "auto" leaves the choice to Yosys's cost model. Thresholds: see
+# has_threshold_memory
 ROM_STYLE = {"auto": "", "block": "block", "distributed": "logic"}
 
 
@@ -140,12 +140,31 @@ def weight_file(module: str) -> str:
     return f"{module}_weights.dat"
 
 
+def threshold_file(module: str) -> str:
+    """The memory file a folded MVAU ``$readmemh``-s its thresholds from when they are in
+    BRAM (see :func:`has_threshold_memory`)."""
+    return f"{module}_thresholds.dat"
+
+
+def has_threshold_memory(layer: MVAULayer) -> bool:
+    """Thresholds in a memory read with the result: only for ``ram_style_thresholds: block``.
+    Otherwise they stay constants selected by the neuron fold, which Yosys folds into the
+    comparators (a registered read would stop that: general comparators, and a register as
+    wide as all PE lanes' thresholds)."""
+    return (layer.style == "folded" and layer.thresholds is not None and layer.nf > 1
+            and layer.ram_style_thresholds == "block")
+
+
 def layer_data(layer: MVAULayer, module: str) -> dict[str, str]:
     """The files :func:`render_layer`'s module reads at elaboration (``$readmemh``), by name:
-    a folded layer's weight words; none for an unrolled layer (constants in logic)."""
+    a folded layer's weight words and, in BRAM, its threshold words; none for an unrolled
+    layer (constants in logic)."""
     if layer.style == "unrolled":
         return {}
-    return {weight_file(module): "\n".join(weight_words(layer)) + "\n"}
+    data = {weight_file(module): "\n".join(weight_words(layer)) + "\n"}
+    if has_threshold_memory(layer):
+        data[threshold_file(module)] = "\n".join(threshold_words(layer)) + "\n"
+    return data
 
 
 def render_layer(layer: MVAULayer, module: str, env: jinja2.Environment | None = None) -> str:
@@ -170,7 +189,9 @@ def render_layer(layer: MVAULayer, module: str, env: jinja2.Environment | None =
         "nf_bits": _bits_for(layer.nf), "addr_bits": _bits_for(layer.sf * layer.nf),
         "prod_bits": ib + (0 if layer.input_signed else 1) + layer.weight_bits,
         "xsel": xsel, "adds": adds, "root": root, "steps": steps,
-        "thr": threshold_words(layer) if steps else [],
+        "threshold_file": threshold_file(module),
+        "thr_memory": has_threshold_memory(layer),
+        "thr": threshold_words(layer) if steps and not has_threshold_memory(layer) else [],
         "act_val": f"{ob}'d{layer.act_val % (1 << ob)}",
     }
     return env.get_template("mvau.v.j2").render(**ctx)

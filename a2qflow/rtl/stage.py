@@ -35,6 +35,7 @@ from a2qflow.rtl.generate import (
     module_name,
     render_design,
     render_layer,
+    threshold_file,
     weight_file,
 )
 from a2qflow.tools.verilator import FINN_DESIGN_FLAGS, Verilator
@@ -321,7 +322,8 @@ def module_records(rendered: Rendered, design: Design,
     for module, layer, facts in zip(rendered.layer_modules, design.layers,
                                     rendered.layer_facts, strict=True):
         unrolled_layer = layer.style == "unrolled"
-        own_data = [weight_file(module)] if weight_file(module) in rendered.data else []
+        own_data = [f for f in (weight_file(module), threshold_file(module))
+                    if f in rendered.data]
         source = ({"file": f"{module}.v", "data": own_data, "backend": blocks.OWN}
                   if layer.backend == "own"
                   else finn(built[layer.name]))
@@ -331,6 +333,7 @@ def module_records(rendered: Rendered, design: Design,
                         "pe": layer.pe, "mw": layer.mw, "mh": layer.mh,
                         "weights": layer.mw * layer.mh, "res_type": layer.res_type,
                         "ram_style": layer.ram_style,
+                        "ram_style_thresholds": layer.ram_style_thresholds,
                         # constant products of an unrolled layer are shift-adds, never DSP48s;
                         # FINN's MVU instantiates DSP48E1s itself
                         "products_in_dsp": (layer.products_in_dsp and not unrolled_layer)

@@ -41,9 +41,12 @@ def test_adder_tree_and_packing():
         render_dwc("d", 3, 4, 4)
 
 
-@pytest.mark.parametrize("signed,act_val", [(False, 0), (True, -8)])
-def test_one_layer_matches_numpy(tmp_path, signed, act_val):
+@pytest.mark.parametrize("signed,act_val,thresholds_in", [(False, 0, "auto"), (True, -8, "auto"),
+                                                          (False, 0, "block")])
+def test_one_layer_matches_numpy(tmp_path, signed, act_val, thresholds_in):
+    """Thresholds as constants (auto) or in a memory read with the result (block, BRAM)."""
     layer, x = small_layer(signed, act_val)
+    layer = dataclasses.replace(layer, ram_style_thresholds=thresholds_in)
     accs = x @ layer.weights.T
     ref = (accs[:, :, None] >= layer.thresholds[None]).sum(-1) + act_val
     probe = layer.accumulator_probe(layer.acc_bits)
@@ -53,7 +56,8 @@ def test_one_layer_matches_numpy(tmp_path, signed, act_val):
                     stress=True),
               Group("acc", "l_p", inp, Port(layer.pe, layer.acc_bits, True, layer.mh), x, accs)]
     weights = {**layer_data(layer, "l_t"), **layer_data(probe, "l_p")}  # $readmemh-ed
-    assert sorted(weights) == ["l_p_weights.dat", "l_t_weights.dat"]
+    memory = ["l_t_thresholds.dat"] if thresholds_in == "block" else []
+    assert sorted(weights) == sorted(["l_p_weights.dat", "l_t_weights.dat", *memory])
     results, _ = simulate(groups, src, tmp_path, Verilator(), data=weights)
     for g, r in zip(groups, results, strict=True):
         assert r.compare(g.expected)["mismatches"] == 0, g.label

@@ -127,15 +127,19 @@ reg [47:0] wmem [0:3];  // FINN ram_style auto
     end
   end
 
-  // output: activation = number of thresholds <= accumulator, plus ActVal=0
-  reg [69:0] thr0;  // thresholds of channel r_nf*PE+0
+  // thresholds of fold r_nf as logic (FINN ram_style_thresholds auto): Yosys folds
+  // these constants into the comparators; channel p's threshold i at [(p*7+i)*10 +: 10]
+  reg [209:0] thr;
   always @(*) begin
     case (r_nf)
-      0: thr0 = 70'h04d0a41e02400ff3ec;
-      1: thr0 = 70'h0500b02103003fffef;
-      default: thr0 = 70'h0;
+      0: thr = 210'h04f0ac2002c02ffbee1382a07c0a007fdfb44d0a41e02400ff3ec;
+      1: thr = 210'h0520b82303805007f11442d0880d01000fc0500b02103003fffef;
+      default: thr = 210'h0;
     endcase
   end
+
+  // output: activation = number of thresholds <= accumulator, plus ActVal=0
+  wire [69:0] thr0 = thr[0 +: 70];
   wire signed [9:0] rx0 = res0;
   wire [6:0] ge0;
   assign ge0[0] = rx0 >= $signed(thr0[0 +: 10]);
@@ -146,14 +150,7 @@ reg [47:0] wmem [0:3];  // FINN ram_style auto
   assign ge0[5] = rx0 >= $signed(thr0[50 +: 10]);
   assign ge0[6] = rx0 >= $signed(thr0[60 +: 10]);
   wire [2:0] y0 = 3'd0 + ge0[0] + ge0[1] + ge0[2] + ge0[3] + ge0[4] + ge0[5] + ge0[6];
-  reg [69:0] thr1;  // thresholds of channel r_nf*PE+1
-  always @(*) begin
-    case (r_nf)
-      0: thr1 = 70'h04e0a81f02801ff7ed;
-      1: thr1 = 70'h0510b42203404003f0;
-      default: thr1 = 70'h0;
-    endcase
-  end
+  wire [69:0] thr1 = thr[70 +: 70];
   wire signed [9:0] rx1 = res1;
   wire [6:0] ge1;
   assign ge1[0] = rx1 >= $signed(thr1[0 +: 10]);
@@ -164,14 +161,7 @@ reg [47:0] wmem [0:3];  // FINN ram_style auto
   assign ge1[5] = rx1 >= $signed(thr1[50 +: 10]);
   assign ge1[6] = rx1 >= $signed(thr1[60 +: 10]);
   wire [2:0] y1 = 3'd0 + ge1[0] + ge1[1] + ge1[2] + ge1[3] + ge1[4] + ge1[5] + ge1[6];
-  reg [69:0] thr2;  // thresholds of channel r_nf*PE+2
-  always @(*) begin
-    case (r_nf)
-      0: thr2 = 70'h04f0ac2002c02ffbee;
-      1: thr2 = 70'h0520b82303805007f1;
-      default: thr2 = 70'h0;
-    endcase
-  end
+  wire [69:0] thr2 = thr[140 +: 70];
   wire signed [9:0] rx2 = res2;
   wire [6:0] ge2;
   assign ge2[0] = rx2 >= $signed(thr2[0 +: 10]);
