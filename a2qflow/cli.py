@@ -99,7 +99,8 @@ HELP = {
     "HardwareConfig.acc_bits": "force every accumulator to this width (refused where a layer "
                                "needs more)",
     "board": "board name (a2qflow boards)",
-    "folding": "FINN folding JSON (PE/SIMD per layer)",
+    "folding": "FINN folding JSON (PE/SIMD, resType, ram_style per layer; with target_fps: "
+               "applied on top of SetFolding, as in FINN's builder)",
     "target_fps": "let FINN fold for this throughput (at most one image per clock cycle)",
     "compare_acc_bits": "also build at this accumulator width, for the ratios (0: off)",
     "synth_layer_limit_s": "Yosys wall-clock limit per module, seconds (unrolled layers are slow)",

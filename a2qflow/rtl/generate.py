@@ -34,6 +34,7 @@ class Rendered:
     layer_facts: list[dict[str, object]] = field(default_factory=list)  # one per MVAU
     block_modules: list[str] = field(default_factory=list)  # one per StreamBlock, in order
     data: dict[str, str] = field(default_factory=dict)  # files the sources read, not compiled
+    memory_files: dict[str, list[str]] = field(default_factory=dict)  # own MVAU -> its data files
 
     def module_text(self, module: str) -> str:
         return self.files[f"{module}.v"]
@@ -180,6 +181,7 @@ def render_layer(layer: MVAULayer, module: str, env: jinja2.Environment | None =
         xsel = [f"$signed({{1'b0, x1[{s * ib} +: {ib}]}})" for s in range(layer.simd)]
     adds, root = adder_tree(layer.simd)
     steps = 0 if layer.thresholds is None else int(layer.thresholds.shape[1])
+    thr_memory = has_threshold_memory(layer)
     ob = layer.output_bits
     ctx = {
         "module": module, "l": layer, "version": version("a2qflow"),
@@ -189,9 +191,8 @@ def render_layer(layer: MVAULayer, module: str, env: jinja2.Environment | None =
         "nf_bits": _bits_for(layer.nf), "addr_bits": _bits_for(layer.sf * layer.nf),
         "prod_bits": ib + (0 if layer.input_signed else 1) + layer.weight_bits,
         "xsel": xsel, "adds": adds, "root": root, "steps": steps,
-        "threshold_file": threshold_file(module),
-        "thr_memory": has_threshold_memory(layer),
-        "thr": threshold_words(layer) if steps and not has_threshold_memory(layer) else [],
+        "threshold_file": threshold_file(module), "thr_memory": thr_memory,
+        "thr": threshold_words(layer) if steps and not thr_memory else [],
         "act_val": f"{ob}'d{layer.act_val % (1 << ob)}",
     }
     return env.get_template("mvau.v.j2").render(**ctx)
@@ -336,7 +337,9 @@ def render_design(design: Design, top: str = "a2q_top", prefix: str = "",
             name = module_name(f"{prefix}{block.name}")
             text, facts = render_any_layer(block, name, env)
             add(name, text, "mvau", block.in_width)
-            out.data.update(layer_data(block, name))
+            memory = layer_data(block, name)
+            out.data.update(memory)
+            out.memory_files[name] = list(memory)
             out.layer_modules.append(name)
             out.layer_facts.append(facts)
         elif isinstance(block, MVAULayer):

@@ -35,8 +35,6 @@ from a2qflow.rtl.generate import (
     module_name,
     render_design,
     render_layer,
-    threshold_file,
-    weight_file,
 )
 from a2qflow.tools.verilator import FINN_DESIGN_FLAGS, Verilator
 from a2qflow.validate import int_in_range
@@ -322,9 +320,8 @@ def module_records(rendered: Rendered, design: Design,
     for module, layer, facts in zip(rendered.layer_modules, design.layers,
                                     rendered.layer_facts, strict=True):
         unrolled_layer = layer.style == "unrolled"
-        own_data = [f for f in (weight_file(module), threshold_file(module))
-                    if f in rendered.data]
-        source = ({"file": f"{module}.v", "data": own_data, "backend": blocks.OWN}
+        source = ({"file": f"{module}.v", "data": rendered.memory_files.get(module, []),
+                   "backend": blocks.OWN}
                   if layer.backend == "own"
                   else finn(built[layer.name]))
         records.append({"module": module, "kind": "mvau",
