@@ -255,8 +255,8 @@ class Design:
         MVAUs FINN specialized to ``MVAU_rtl``, unless fully unrolled; FIFOs and width
         converters); ``own``: a2qflow's Verilog wherever a2qflow has the block; ``auto``: FINN's
         MVU where ``finn-rtl`` would use it and the part suits it (``finn_mvu_part``: a2qflow
-        builds FINN's MVU for DSP48E1 parts only), a2qflow's Verilog elsewhere and for the glue
-        (FINN's FIFO is a shift register Yosys does not map to SRLs). Sliding windows are
+        builds FINN's MVU for DSP48E1 and DSP48E2 parts), a2qflow's Verilog elsewhere and for
+        the glue (FINN's FIFO is a shift register Yosys does not map to SRLs). Sliding windows are
         FINN's and max-pools a2qflow's either way. An MVAU's own ``preferred_impl_style`` (set
         per layer in the folding JSON, as in FINN) overrides: ``rtl`` asks for FINN's RTL MVU,
         ``hls`` for a2qflow's Verilog (the open flow's stand-in for FINN's HLS)."""
@@ -288,9 +288,9 @@ def _choose(lay: MVAULayer, backend: str, finn_mvu_part: bool) -> MVAULayer:
         asked = ("its preferred_impl_style rtl" if lay.preferred == "rtl"
                  else "backend finn-rtl")
         raise A2QFlowError(f"{lay.name}: {asked} asks for FINN's RTL MVU, which a2qflow "
-                           "builds for 7-series parts (DSP48E1) only so far",
-                           "use backend auto or own on this board, or a Zynq-7000 board "
-                           "(pynq-z1, pynq-z2)")
+                           "builds for DSP48E1 and DSP48E2 parts (7-series, UltraScale+) only",
+                           "use backend auto or own on this board, or a Zynq-7000, Zynq "
+                           "UltraScale+ or Alveo board")
     return dataclasses.replace(lay, backend="finn-rtl" if wanted == "finn-rtl" and fits
                                else "own")
 

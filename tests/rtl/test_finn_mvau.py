@@ -1,6 +1,7 @@
 """FINN's own RTL MVU (MVAU_rtl, DSP-based) fed by FINN's weight memstream, from a compiled
 a2qflow build: Verilator bit-exact at the certified width, the one-bit-narrower control
-mismatching, Yosys through read_slang with DSP48E1 kept as cells."""
+mismatching, Yosys through read_slang with the part's DSP slice (DSP48E1 on 7-series, DSP48E2
+on UltraScale+) kept as cells."""
 
 from __future__ import annotations
 
@@ -70,6 +71,19 @@ def test_folded_mvu_is_bit_exact_and_synthesizes_to_dsp48s_labelled_finn_rtl(mva
     assert result["module"] == rtl.top  # the MVU with its weight memstream
 
 
+def test_on_ultrascale_plus_the_mvu_is_bit_exact_and_synthesizes_to_dsp48e2(mvau_rtl,
+                                                                           tmp_path):
+    model, name, _, x, expected = mvau_rtl
+    zcu104 = load_board("zcu104")
+    rtl = fm.generate(model, name, tmp_path / "src", zcu104.part, zcu104.clock_ns)
+    sim = finn_rtl.simulate_layer(rtl, x, expected, tmp_path / "sim")
+    result = finn_rtl.synthesize(rtl, tmp_path / "synth", Yosys(), "xcup", timeout_s=600)
+
+    assert sim["mismatches"] == 0, sim["first_mismatch"]
+    assert "DSP48E2" in sim["simulation_note"]
+    assert result["cells"].get("DSP48E2", 0) > 0 and "DSP48E1" not in result["cells"]
+
+
 def test_what_finn_s_rtl_mvu_cannot_take_is_refused(mvau_rtl, tmp_path):
     model, name, inst, _, _ = mvau_rtl
     hls = next(n for n in model.graph.node if n.op_type == "MVAU_hls")
@@ -77,7 +91,9 @@ def test_what_finn_s_rtl_mvu_cannot_take_is_refused(mvau_rtl, tmp_path):
         fm.one_node_model(model, hls.name)
     with pytest.raises(A2QFlowError, match="must divide"):
         fm.one_node_model(model, name, folding=(inst.get_nodeattr("MW") + 1, 1))
-    with pytest.raises(A2QFlowError, match="DSP48E1"):
-        fm.generate(model, name, tmp_path, load_board("zcu104").part, 5.0)
+    versal = "xcvc1902-vsva2197-2MP-e-S"  # DSP58: not a slice a2qflow builds FINN's MVU for
+    assert not fm.builds_for_part(versal)
+    with pytest.raises(A2QFlowError, match="uses DSP58"):
+        fm.generate(model, name, tmp_path, versal, 5.0)
     assert np.array_equal(fm.weights_of(model, name), model.get_initializer(
         next(n for n in model.graph.node if n.name == name).input[1]))

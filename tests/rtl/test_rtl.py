@@ -130,7 +130,7 @@ def test_a_failed_simulation_leaves_the_previous_rtl_untouched(simulated_small, 
     ("MVAU_rtl", "rtl", "own", True, "finn-rtl"),
     ("MVAU_hls", "", "finn-rtl", True, "own"),  # FINN's RTL MVU cannot fuse thresholds
     ("MVAU_rtl", "", "auto", True, "finn-rtl"),  # FINN chose its RTL MVU and the part fits
-    ("MVAU_rtl", "", "auto", False, "own"),  # no DSP48E1: a2qflow's Verilog
+    ("MVAU_rtl", "", "auto", False, "own"),  # no DSP48E1/E2 (Versal): a2qflow's Verilog
     ("MVAU_hls", "", "auto", True, "own"),
     ("MVAU_rtl", "hls", "auto", True, "own"),
 ])
@@ -148,13 +148,13 @@ def test_each_mvau_gets_the_backend_its_layer_and_the_build_ask_for(finn_op, pre
 
 
 @pytest.mark.parametrize(("preferred", "backend"), [("", "finn-rtl"), ("rtl", "own")])
-def test_asking_for_finn_s_mvu_on_a_part_without_dsp48e1_is_refused_before_any_work(
+def test_asking_for_finn_s_mvu_on_a_part_without_dsp48_is_refused_before_any_work(
         preferred, backend, tmp_path):
     layer, _ = small_layer(signed=True, act_val=0)
     layer = dataclasses.replace(layer, finn_op="MVAU_rtl", preferred=preferred)
     design = Design(layers=[layer], in_tensor="x", out_tensor="y", host_before=[],
                     host_after=[], folded_model=tmp_path, hw_model=tmp_path)
-    with pytest.raises(A2QFlowError, match="7-series parts") as err:
+    with pytest.raises(A2QFlowError, match="DSP48E1 and DSP48E2 parts") as err:
         design.with_backend(backend, finn_mvu_part=False)
     assert "backend auto or own" in err.value.fix
 
