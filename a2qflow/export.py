@@ -36,14 +36,18 @@ from a2qflow.errors import A2QFlowError
 from a2qflow.graph import (
     LAYERS_KEY,
     SPEC_KEY,
+    activation_quant_nodes,
     execute_qonnx,
     requantized_integers,
     set_proof_metadata,
     weight_nodes,
 )
 from a2qflow.layout import load_checkpoint, load_samples
-from a2qflow.models.inspect import LayerReport, layer_reports
+from a2qflow.models.inspect import LayerReport, activation_integers, layer_reports
 
+# How close (in LSBs) to a rounding boundary an activation must sit for float32 summation
+# order alone to round it differently in torch and in the QONNX execution.
+TIE_WINDOW = 1e-3
 LAYER_FIELDS = ("name", "op", "quant", "acc_bits", "input_bits", "input_signed", "weight_bits",
                 "k", "channels", "max_l1", "exact_bits")
 
@@ -90,6 +94,70 @@ def layer_metadata(reports: list[LayerReport]) -> list[dict[str, Any]]:
     return [{k: getattr(r, k) for k in LAYER_FIELDS} for r in reports]
 
 
+def rounding_tie(model: ModelWrapper, x: np.ndarray, torch_integers: list[np.ndarray]
+                 ) -> dict[str, Any] | None:
+    """Why one sample's QONNX output differs from torch's, if float rounding explains it: the
+    first activation ``Quant`` whose integers differ from torch's, where every differing element
+    is one LSB apart and its input sits within ``TIE_WINDOW`` of a rounding boundary (the two
+    executions sum in different orders; a large convnet has such ties on some images). None
+    when that is not the reason (an export bug)."""
+    from qonnx.core.onnx_exec import execute_onnx
+
+    context = execute_onnx(model, {model.graph.input[0].name: x}, return_full_exec_context=True)
+    nodes = activation_quant_nodes(model)
+    if len(nodes) != len(torch_integers):
+        return None
+    for node, expected in zip(nodes, torch_integers, strict=True):
+        scale = model.get_initializer(node.input[1])
+        zero_point = model.get_initializer(node.input[2])
+        got = np.rint(context[node.output[0]] / scale + zero_point)
+        if got.shape != expected.shape:
+            return None
+        differ = got != expected
+        if not differ.any():
+            continue
+        pre = (context[node.input[0]] / scale + zero_point)[differ]
+        one_lsb = np.abs(got[differ] - expected[differ]) == 1
+        at_tie = np.abs(pre - np.floor(pre) - 0.5) < TIE_WINDOW
+        if one_lsb.all() and at_tie.all():
+            return {"tensor": node.output[0], "elements": int(differ.sum())}
+        return None
+    return None
+
+
+def check_reproduces_torch(qmodel: ModelWrapper, model: torch.nn.Module, x: np.ndarray,
+                           torch_out: np.ndarray) -> dict[str, Any]:
+    """The exported graph against torch on ``x``: every sample within tolerance, or differing
+    only through a rounding tie (:func:`rounding_tie`), and at least one sample within."""
+    onnx_out = execute_qonnx(qmodel, x)
+    tolerance = 1e-4 * max(1.0, float(np.abs(torch_out).max()))
+    per_sample = np.abs(onnx_out - torch_out).reshape(len(x), -1).max(axis=1)
+    off = np.flatnonzero(per_sample > tolerance)
+    ties = []
+    if off.size:
+        integers = activation_integers(model, torch.from_numpy(x[off]))
+        for j, i in enumerate(off):
+            tie = rounding_tie(qmodel, x[i:i + 1], [t[j:j + 1] for t in integers])
+            if tie is None:
+                raise A2QFlowError(
+                    f"exported QONNX does not reproduce torch on sample {i}: max |diff| "
+                    f"{per_sample[i]:.3g} (tolerance {tolerance:.2g}), and no activation "
+                    "rounding tie explains it",
+                    "nothing was written; report this with the checkpoint attached",
+                )
+            ties.append({"sample": int(i), "max_abs_diff": float(per_sample[i]), **tie})
+    exact = np.setdiff1d(np.arange(len(x)), off)
+    if not exact.size:
+        raise A2QFlowError(
+            f"exported QONNX reproduces torch on none of the {len(x)} samples (each differs "
+            "through an activation rounding tie)",
+            "nothing was written; report this with the checkpoint attached")
+    return {"samples": len(x), "max_abs_diff": float(per_sample[exact].max()),
+            "tolerance": tolerance,
+            "argmax_agreement": float((onnx_out.argmax(1) == torch_out.argmax(1)).mean()),
+            "rounding_ties": ties}
+
+
 def run(build_dir: Path, max_samples: int | None = None) -> dict[str, Any]:
     """Export the trained model in ``build_dir``; returns the export.json content."""
     build_dir = Path(build_dir)
@@ -117,26 +185,13 @@ def run(build_dir: Path, max_samples: int | None = None) -> dict[str, Any]:
         changes = restore_trained_weights(qmodel, reports)
         set_proof_metadata(qmodel, SPEC_KEY, json.dumps(trained.spec.to_dict()))
         set_proof_metadata(qmodel, LAYERS_KEY, json.dumps(layer_metadata(reports)))
-        onnx_out = execute_qonnx(qmodel, x)
-
-        max_abs = float(np.abs(onnx_out - torch_out).max())
-        tolerance = 1e-4 * max(1.0, float(np.abs(torch_out).max()))
-        agree = float((onnx_out.argmax(1) == torch_out.argmax(1)).mean())
-        if max_abs > tolerance or agree < 1.0:
-            raise A2QFlowError(
-                f"exported QONNX does not reproduce torch: max |diff| {max_abs:.3g} "
-                f"(tolerance {tolerance:.2g}), argmax agreement {agree:.1%}",
-                "nothing was written; report this with the checkpoint attached",
-            )
+        check = check_reproduces_torch(qmodel, model, x, torch_out)
         qmodel.save(str(tmp))
 
     result = {
         "stage": "export",
         "model": target.name,
-        "samples": len(x),
-        "max_abs_diff": max_abs,
-        "tolerance": tolerance,
-        "argmax_agreement": agree,
+        **check,
         "weights_restored": changes,
         "layers": layer_metadata(reports),
         "seconds": round(time.time() - t0, 2),

@@ -233,6 +233,13 @@ def execute_qonnx(model: ModelWrapper, x: np.ndarray) -> np.ndarray:
     return np.concatenate([execute_onnx(model, {iname: x[i:i + 1]})[oname] for i in range(len(x))])
 
 
+def activation_quant_nodes(model: ModelWrapper) -> list[onnx.NodeProto]:
+    """The ``Quant`` nodes on activations (their input is computed, not an initializer), in
+    graph order."""
+    return [n for n in model.graph.node
+            if n.op_type == "Quant" and model.get_initializer(n.input[0]) is None]
+
+
 # --- QONNX weight quantizers and the proof metadata -----------------------------------------
 
 

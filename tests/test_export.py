@@ -15,9 +15,9 @@ from qonnx.util.cleanup import cleanup_model
 
 from a2qflow import export
 from a2qflow.errors import A2QFlowError
-from a2qflow.graph import LAYERS_KEY, SPEC_KEY
+from a2qflow.graph import LAYERS_KEY, SPEC_KEY, activation_quant_nodes
 from a2qflow.layout import load_checkpoint
-from a2qflow.models.inspect import layer_reports
+from a2qflow.models.inspect import activation_integers, layer_reports
 
 pytestmark = pytest.mark.slow
 
@@ -89,6 +89,39 @@ def test_mismatching_export_fails_and_keeps_the_previous_model(trained_build, co
         export.run(build)
     assert (build / "model.qonnx.onnx").read_bytes() == before
     assert not list(build.glob(".model.qonnx.onnx.*"))
+
+
+def test_only_a_one_lsb_difference_at_a_rounding_tie_explains_a_diverging_sample(
+        trained_build):
+    """A large convnet's torch and QONNX executions sum in different orders, so an activation
+    that sits on a rounding boundary can land one LSB apart on some images; nothing else may
+    pass the export check."""
+    from qonnx.core.onnx_exec import execute_onnx
+
+    build = trained_build(quant="a2q+", acc_bits=12)
+    trained = load_checkpoint(build / "checkpoint.pt")
+    qmodel = ModelWrapper(str(build / "model.qonnx.onnx"))
+    first = activation_quant_nodes(qmodel)[0]  # the input quantizer, on the flattened image
+    scale = float(np.asarray(qmodel.get_initializer(first.input[1])).max())
+    zero_point = float(np.asarray(qmodel.get_initializer(first.input[2])).max())
+
+    def case(lsbs: float, offset: int) -> dict | None:
+        x = np.load(build / "samples.npz")["x"][:1].copy()
+        x.reshape(1, -1)[0, 3] = np.float32((lsbs - zero_point) * scale)
+        expected = activation_integers(trained.model, torch.from_numpy(x))
+        assert len(expected) == len(activation_quant_nodes(qmodel))
+        got = execute_onnx(qmodel, {qmodel.graph.input[0].name: x},
+                           return_full_exec_context=True)
+        assert np.array_equal(got[first.input[0]].reshape(-1), x.reshape(-1))
+        expected[0] = np.rint(got[first.output[0]] / scale + zero_point)
+        expected[0].reshape(1, -1)[0, 3] += offset
+        return export.rounding_tie(qmodel, x, expected)
+
+    assert case(5.5, 1) == {"tensor": first.output[0], "elements": 1}
+    assert case(5.5, -1) == {"tensor": first.output[0], "elements": 1}
+    assert case(5.3, 1) is None  # one LSB, but far from a tie: an export bug
+    assert case(5.5, 2) is None  # at a tie, but two LSBs apart
+    assert case(5.5, 0) is None  # no activation differs: the difference is elsewhere
 
 
 def test_export_without_training_names_the_missing_stage(tmp_path):

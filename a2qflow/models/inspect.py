@@ -154,3 +154,21 @@ def check_stored_widths(model: nn.Module, spec: ModelSpec) -> None:
                 "the checkpoint was trained at another width; warm-start with --init-from, "
                 "which drops the stored width, instead of loading it as is",
             )
+
+
+def activation_integers(model: nn.Module, x: torch.Tensor) -> list[np.ndarray]:
+    """The integers every activation quantizer (QuantIdentity, QuantReLU) emits for ``x``, in
+    call order, which is the order of the activation ``Quant`` nodes in the export: what the
+    export check compares a diverging image against, quantizer by quantizer."""
+    from brevitas.nn import QuantIdentity, QuantReLU
+
+    seen: list[np.ndarray] = []
+
+    def record(_module: nn.Module, _inp: Any, out: Any) -> None:
+        seen.append(np.rint((out.value / out.scale).detach().numpy()))
+
+    handles = [m.register_forward_hook(record) for m in model.modules()
+               if isinstance(m, QuantIdentity | QuantReLU)]
+    with torch.no_grad():
+        hooked_forward(model, x, handles)
+    return seen
