@@ -43,7 +43,11 @@ from a2qflow.graph import (
     weight_nodes,
 )
 from a2qflow.layout import load_checkpoint, load_samples
-from a2qflow.models.inspect import LayerReport, activation_integers, layer_reports
+from a2qflow.models.inspect import (
+    LayerReport,
+    forward_with_activation_integers,
+    layer_reports,
+)
 
 # How close (in LSBs) to a rounding boundary an activation must sit for float32 summation
 # order alone to round it differently in torch and in the QONNX execution.
@@ -125,27 +129,26 @@ def rounding_tie(model: ModelWrapper, x: np.ndarray, torch_integers: list[np.nda
     return None
 
 
-def check_reproduces_torch(qmodel: ModelWrapper, model: torch.nn.Module, x: np.ndarray,
-                           torch_out: np.ndarray) -> dict[str, Any]:
-    """The exported graph against torch on ``x``: every sample within tolerance, or differing
-    only through a rounding tie (:func:`rounding_tie`), and at least one sample within."""
+def check_reproduces_torch(qmodel: ModelWrapper, x: np.ndarray, torch_out: np.ndarray,
+                           torch_integers: list[np.ndarray]) -> dict[str, Any]:
+    """The exported graph against torch's output and activation integers on ``x``: every
+    sample within tolerance, or differing only through a rounding tie (:func:`rounding_tie`),
+    and at least one sample within."""
     onnx_out = execute_qonnx(qmodel, x)
     tolerance = 1e-4 * max(1.0, float(np.abs(torch_out).max()))
     per_sample = np.abs(onnx_out - torch_out).reshape(len(x), -1).max(axis=1)
     off = np.flatnonzero(per_sample > tolerance)
     ties = []
-    if off.size:
-        integers = activation_integers(model, torch.from_numpy(x[off]))
-        for j, i in enumerate(off):
-            tie = rounding_tie(qmodel, x[i:i + 1], [t[j:j + 1] for t in integers])
-            if tie is None:
-                raise A2QFlowError(
-                    f"exported QONNX does not reproduce torch on sample {i}: max |diff| "
-                    f"{per_sample[i]:.3g} (tolerance {tolerance:.2g}), and no activation "
-                    "rounding tie explains it",
-                    "nothing was written; report this with the checkpoint attached",
-                )
-            ties.append({"sample": int(i), "max_abs_diff": float(per_sample[i]), **tie})
+    for i in off:
+        tie = rounding_tie(qmodel, x[i:i + 1], [t[i:i + 1] for t in torch_integers])
+        if tie is None:
+            raise A2QFlowError(
+                f"exported QONNX does not reproduce torch on sample {i}: max |diff| "
+                f"{per_sample[i]:.3g} (tolerance {tolerance:.2g}), and no activation "
+                "rounding tie explains it",
+                "nothing was written; report this with the checkpoint attached",
+            )
+        ties.append({"sample": int(i), "max_abs_diff": float(per_sample[i]), **tie})
     exact = np.setdiff1d(np.arange(len(x)), off)
     if not exact.size:
         raise A2QFlowError(
@@ -166,8 +169,7 @@ def run(build_dir: Path, max_samples: int | None = None) -> dict[str, Any]:
     samples = load_samples(build_dir)
     x = samples["x"][:max_samples] if max_samples else samples["x"]
     model = trained.model.eval()
-    with torch.no_grad():
-        torch_out = model(torch.from_numpy(x)).numpy()
+    torch_out, torch_integers = forward_with_activation_integers(model, torch.from_numpy(x))
     reports = layer_reports(model, trained.spec, torch.from_numpy(x[:2]))
 
     target = build_dir / layout.QONNX_MODEL
@@ -185,7 +187,7 @@ def run(build_dir: Path, max_samples: int | None = None) -> dict[str, Any]:
         changes = restore_trained_weights(qmodel, reports)
         set_proof_metadata(qmodel, SPEC_KEY, json.dumps(trained.spec.to_dict()))
         set_proof_metadata(qmodel, LAYERS_KEY, json.dumps(layer_metadata(reports)))
-        check = check_reproduces_torch(qmodel, model, x, torch_out)
+        check = check_reproduces_torch(qmodel, x, torch_out, torch_integers)
         qmodel.save(str(tmp))
 
     result = {

@@ -156,10 +156,12 @@ def check_stored_widths(model: nn.Module, spec: ModelSpec) -> None:
             )
 
 
-def activation_integers(model: nn.Module, x: torch.Tensor) -> list[np.ndarray]:
-    """The integers every activation quantizer (QuantIdentity, QuantReLU) emits for ``x``, in
-    call order, which is the order of the activation ``Quant`` nodes in the export: what the
-    export check compares a diverging image against, quantizer by quantizer."""
+def forward_with_activation_integers(model: nn.Module, x: torch.Tensor
+                                     ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The eval-mode output for ``x`` and, from the same pass, the integers every activation
+    quantizer (QuantIdentity, QuantReLU) emits, in call order, which is the order of the
+    activation ``Quant`` nodes in the export: what the export check compares a diverging sample
+    against. One pass, because float rounding depends on the batch torch computes."""
     from brevitas.nn import QuantIdentity, QuantReLU
 
     seen: list[np.ndarray] = []
@@ -169,6 +171,13 @@ def activation_integers(model: nn.Module, x: torch.Tensor) -> list[np.ndarray]:
 
     handles = [m.register_forward_hook(record) for m in model.modules()
                if isinstance(m, QuantIdentity | QuantReLU)]
-    with torch.no_grad():
-        hooked_forward(model, x, handles)
-    return seen
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return np.asarray(getattr(out, "value", out)), seen
