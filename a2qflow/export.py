@@ -37,9 +37,11 @@ from a2qflow.graph import (
     LAYERS_KEY,
     SPEC_KEY,
     activation_quant_nodes,
+    activation_trace,
     execute_qonnx,
     requantized_integers,
     set_proof_metadata,
+    tie_divergence,
     weight_nodes,
 )
 from a2qflow.layout import load_checkpoint, load_samples
@@ -49,9 +51,6 @@ from a2qflow.models.inspect import (
     layer_reports,
 )
 
-# How close (in LSBs) to a rounding boundary an activation must sit for float32 summation
-# order alone to round it differently in torch and in the QONNX execution.
-TIE_WINDOW = 1e-3
 LAYER_FIELDS = ("name", "op", "quant", "acc_bits", "input_bits", "input_signed", "weight_bits",
                 "k", "channels", "max_l1", "exact_bits")
 
@@ -98,49 +97,21 @@ def layer_metadata(reports: list[LayerReport]) -> list[dict[str, Any]]:
     return [{k: getattr(r, k) for k in LAYER_FIELDS} for r in reports]
 
 
-def rounding_tie(model: ModelWrapper, x: np.ndarray, torch_integers: list[np.ndarray]
-                 ) -> dict[str, Any] | None:
-    """Why one sample's QONNX output differs from torch's, if float rounding explains it: the
-    first activation ``Quant`` whose integers differ from torch's, where every differing element
-    is one LSB apart and its input sits within ``TIE_WINDOW`` of a rounding boundary (the two
-    executions sum in different orders; a large convnet has such ties on some images). None
-    when that is not the reason (an export bug)."""
-    from qonnx.core.onnx_exec import execute_onnx
-
-    context = execute_onnx(model, {model.graph.input[0].name: x}, return_full_exec_context=True)
-    nodes = activation_quant_nodes(model)
-    if len(nodes) != len(torch_integers):
-        return None
-    for node, expected in zip(nodes, torch_integers, strict=True):
-        scale = model.get_initializer(node.input[1])
-        zero_point = model.get_initializer(node.input[2])
-        got = np.rint(context[node.output[0]] / scale + zero_point)
-        if got.shape != expected.shape:
-            return None
-        differ = got != expected
-        if not differ.any():
-            continue
-        pre = (context[node.input[0]] / scale + zero_point)[differ]
-        one_lsb = np.abs(got[differ] - expected[differ]) == 1
-        at_tie = np.abs(pre - np.floor(pre) - 0.5) < TIE_WINDOW
-        if one_lsb.all() and at_tie.all():
-            return {"tensor": node.output[0], "elements": int(differ.sum())}
-        return None
-    return None
-
-
 def check_reproduces_torch(qmodel: ModelWrapper, x: np.ndarray, torch_out: np.ndarray,
                            torch_integers: list[np.ndarray]) -> dict[str, Any]:
     """The exported graph against torch's output and activation integers on ``x``: every
-    sample within tolerance, or differing only through a rounding tie (:func:`rounding_tie`),
-    and at least one sample within."""
+    sample within tolerance, or differing only through a rounding tie (``graph.tie_divergence``:
+    torch and qonnx sum in different orders, and a large convnet has activations on a rounding
+    boundary on some images), and at least one sample within."""
     onnx_out = execute_qonnx(qmodel, x)
     tolerance = 1e-4 * max(1.0, float(np.abs(torch_out).max()))
     per_sample = np.abs(onnx_out - torch_out).reshape(len(x), -1).max(axis=1)
     off = np.flatnonzero(per_sample > tolerance)
+    tensor_names = [n.output[0] for n in activation_quant_nodes(qmodel)]
     ties = []
     for i in off:
-        tie = rounding_tie(qmodel, x[i:i + 1], [t[i:i + 1] for t in torch_integers])
+        integers, inputs = activation_trace(qmodel, x[i:i + 1])
+        tie = tie_divergence(integers, inputs, [t[i:i + 1] for t in torch_integers])
         if tie is None:
             raise A2QFlowError(
                 f"exported QONNX does not reproduce torch on sample {i}: max |diff| "
@@ -148,7 +119,8 @@ def check_reproduces_torch(qmodel: ModelWrapper, x: np.ndarray, torch_out: np.nd
                 "rounding tie explains it",
                 "nothing was written; report this with the checkpoint attached",
             )
-        ties.append({"sample": int(i), "max_abs_diff": float(per_sample[i]), **tie})
+        ties.append({"sample": int(i), "max_abs_diff": float(per_sample[i]),
+                     "tensor": tensor_names[tie["activation"]], "elements": tie["elements"]})
     exact = np.setdiff1d(np.arange(len(x)), off)
     if not exact.size:
         raise A2QFlowError(
@@ -169,7 +141,8 @@ def run(build_dir: Path, max_samples: int | None = None) -> dict[str, Any]:
     samples = load_samples(build_dir)
     x = samples["x"][:max_samples] if max_samples else samples["x"]
     model = trained.model.eval()
-    torch_out, torch_integers = forward_with_activation_integers(model, torch.from_numpy(x))
+    torch_out, torch_integers, _ = forward_with_activation_integers(model,
+                                                                     torch.from_numpy(x))
     reports = layer_reports(model, trained.spec, torch.from_numpy(x[:2]))
 
     target = build_dir / layout.QONNX_MODEL

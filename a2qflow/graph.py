@@ -240,6 +240,51 @@ def activation_quant_nodes(model: ModelWrapper) -> list[onnx.NodeProto]:
             if n.op_type == "Quant" and model.get_initializer(n.input[0]) is None]
 
 
+# How close (in LSBs) to a rounding boundary an activation must sit for float summation order
+# (or FINN's thresholds, which round a tie up where QONNX's Quant rounds it to even) alone to
+# round it differently in two executions of the same network.
+TIE_WINDOW = 1e-3
+
+
+def activation_trace(model: ModelWrapper, x: np.ndarray
+                     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """One sample through a QONNX graph: each activation ``Quant``'s integers and its input in
+    LSBs (``input / scale + zero_point``), in graph order."""
+    from qonnx.core.onnx_exec import execute_onnx
+
+    context = execute_onnx(model, {model.graph.input[0].name: x}, return_full_exec_context=True)
+    integers, inputs = [], []
+    for node in activation_quant_nodes(model):
+        scale = model.get_initializer(node.input[1])
+        zero_point = model.get_initializer(node.input[2])
+        integers.append(np.rint(context[node.output[0]] / scale + zero_point))
+        inputs.append(context[node.input[0]] / scale + zero_point)
+    return integers, inputs
+
+
+def tie_divergence(integers: list[np.ndarray], inputs: list[np.ndarray],
+                   other: list[np.ndarray]) -> dict[str, Any] | None:
+    """Whether two executions of one sample part only through a rounding tie: at the first
+    activation where ``other``'s integers differ from ``integers``, every differing element is
+    one LSB apart and its input (``inputs``, in LSBs, from the first execution) sits within
+    ``TIE_WINDOW`` of a rounding boundary. Returns that activation's index and the count of
+    elements; None when the executions do not diverge so (or have other layouts)."""
+    if len(integers) != len(other):
+        return None
+    for k, (mine, pre, theirs) in enumerate(zip(integers, inputs, other, strict=True)):
+        if mine.shape != theirs.shape:
+            return None
+        differ = mine != theirs
+        if not differ.any():
+            continue
+        one_lsb = np.abs(mine[differ] - theirs[differ]) == 1
+        at_tie = np.abs(pre[differ] - np.floor(pre[differ]) - 0.5) < TIE_WINDOW
+        if one_lsb.all() and at_tie.all():
+            return {"activation": k, "elements": int(differ.sum())}
+        return None
+    return None
+
+
 # --- QONNX weight quantizers and the proof metadata -----------------------------------------
 
 

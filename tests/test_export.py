@@ -15,7 +15,13 @@ from qonnx.util.cleanup import cleanup_model
 
 from a2qflow import export
 from a2qflow.errors import A2QFlowError
-from a2qflow.graph import LAYERS_KEY, SPEC_KEY, activation_quant_nodes
+from a2qflow.graph import (
+    LAYERS_KEY,
+    SPEC_KEY,
+    activation_quant_nodes,
+    activation_trace,
+    tie_divergence,
+)
 from a2qflow.layout import load_checkpoint
 from a2qflow.models.inspect import forward_with_activation_integers, layer_reports
 
@@ -95,9 +101,7 @@ def test_only_a_one_lsb_difference_at_a_rounding_tie_explains_a_diverging_sample
         trained_build):
     """A large convnet's torch and QONNX executions sum in different orders, so an activation
     that sits on a rounding boundary can land one LSB apart on some images; nothing else may
-    pass the export check."""
-    from qonnx.core.onnx_exec import execute_onnx
-
+    pass the export check. The tie is made real: an input pixel on a rounding boundary."""
     build = trained_build(quant="a2q+", acc_bits=12)
     trained = load_checkpoint(build / "checkpoint.pt")
     qmodel = ModelWrapper(str(build / "model.qonnx.onnx"))
@@ -108,17 +112,18 @@ def test_only_a_one_lsb_difference_at_a_rounding_tie_explains_a_diverging_sample
     def case(lsbs: float, offset: int) -> dict | None:
         x = np.load(build / "samples.npz")["x"][:1].copy()
         x.reshape(1, -1)[0, 3] = np.float32((lsbs - zero_point) * scale)
-        _, expected = forward_with_activation_integers(trained.model, torch.from_numpy(x))
-        assert len(expected) == len(activation_quant_nodes(qmodel))
-        got = execute_onnx(qmodel, {qmodel.graph.input[0].name: x},
-                           return_full_exec_context=True)
-        assert np.array_equal(got[first.input[0]].reshape(-1), x.reshape(-1))
-        expected[0] = np.rint(got[first.output[0]] / scale + zero_point)
-        expected[0].reshape(1, -1)[0, 3] += offset
-        return export.rounding_tie(qmodel, x, expected)
+        integers, inputs = activation_trace(qmodel, x)
+        assert inputs[0].reshape(-1)[3] == pytest.approx(lsbs, abs=1e-4)
+        _, torch_integers, torch_inputs = forward_with_activation_integers(
+            trained.model, torch.from_numpy(x))
+        assert [t.shape for t in torch_integers] == [q.shape for q in integers]
+        assert np.allclose(torch_inputs[0], inputs[0], atol=1e-4)
+        other = [q.copy() for q in integers]
+        other[0].reshape(1, -1)[0, 3] += offset
+        return tie_divergence(integers, inputs, other)
 
-    assert case(5.5, 1) == {"tensor": first.output[0], "elements": 1}
-    assert case(5.5, -1) == {"tensor": first.output[0], "elements": 1}
+    assert case(5.5, 1) == {"activation": 0, "elements": 1}
+    assert case(5.5, -1) == {"activation": 0, "elements": 1}
     assert case(5.3, 1) is None  # one LSB, but far from a tie: an export bug
     assert case(5.5, 2) is None  # at a tie, but two LSBs apart
     assert case(5.5, 0) is None  # no activation differs: the difference is elsewhere

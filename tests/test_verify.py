@@ -13,7 +13,13 @@ from qonnx.custom_op.registry import getCustomOp
 from a2qflow import layout, synth, verify
 from a2qflow.compile.passes import SetCertifiedAccumulatorWidth
 from a2qflow.errors import A2QFlowError
-from a2qflow.graph import CERTIFIED_KEY, hw_matmul_nodes, read_certified
+from a2qflow.graph import (
+    CERTIFIED_KEY,
+    activation_trace,
+    hw_matmul_nodes,
+    read_certified,
+    tie_divergence,
+)
 
 
 @pytest.mark.slow
@@ -38,6 +44,47 @@ def test_verify_bit_exact_and_worst_cases(compiled_build, quant):  # noqa: F811
         assert control["detected"] and control["overflows"] > 0
         first = control["first_overflow"]
         assert first["wraps_to"] != first["value"]
+
+
+def test_only_a_one_lsb_divergence_on_a_rounding_boundary_is_a_tie():
+    integers = [np.array([[3.0, 7.0]]), np.array([[1.0, 2.0, 5.0]])]
+    inputs = [np.array([[3.1, 6.5000001]]), np.array([[1.2, 2.5, 4.9]])]
+
+    def other(first: list[float], second: list[float]) -> list[np.ndarray]:
+        return [np.array([first]), np.array([second])]
+
+    # the first activation matches; the second parts at its tie (2.5), then anything may differ
+    assert tie_divergence(integers, inputs, other([3, 7], [1, 3, 5])) == {
+        "activation": 1, "elements": 1}
+    assert tie_divergence(integers, inputs, other([3, 6], [9, 9, 9])) == {
+        "activation": 0, "elements": 1}
+    assert tie_divergence(integers, inputs, other([4, 7], [1, 2, 5])) is None  # 3.1: no tie
+    assert tie_divergence(integers, inputs, other([3, 5], [1, 2, 5])) is None  # two LSBs
+    assert tie_divergence(integers, inputs, other([3, 7], [1, 2, 5])) is None  # no divergence
+    assert tie_divergence(integers, inputs, [integers[0]]) is None  # unpaired traces
+
+
+@pytest.mark.slow
+def test_finn_s_activations_pair_with_qonnx_s_and_a_wrong_weight_is_no_tie(
+        compiled_build):  # noqa: F811
+    build = compiled_build("a2q+", 12)
+    hw = layout.load_onnx(build, layout.HW_MODEL)
+    qonnx_model = layout.load_onnx(build, layout.QONNX_MODEL)
+    x = layout.load_samples(build)["x"][:4]
+    integers, _ = activation_trace(qonnx_model, x[:1])
+    finn = verify.finn_activation_trace(hw, x[:1], integers)
+    assert finn is not None and len(finn) == len(integers) > 1
+    assert all(np.array_equal(a, b) for a, b in zip(integers, finn, strict=True))
+
+    node = hw_matmul_nodes(hw)[1]  # a hidden layer with its weights negated: an export bug
+    hw.set_initializer(node.input[1], -hw.get_initializer(node.input[1]))
+    finn_int, _ = verify.finn_outputs(hw, x)
+    qonnx_int, _ = verify.integers_from_scaled(verify.qonnx_outputs(qonnx_model, x),
+                                               verify.output_scale(hw))
+    assert (finn_int != qonnx_int).any()
+    ties, unexplained = verify.explain_mismatches(hw, qonnx_model, None, x,
+                                                  {"qonnx_vs_finn": (qonnx_int, finn_int)})
+    assert unexplained and not ties
 
 
 def test_worst_case_check_fails_on_an_undersized_accumulator():

@@ -157,17 +157,21 @@ def check_stored_widths(model: nn.Module, spec: ModelSpec) -> None:
 
 
 def forward_with_activation_integers(model: nn.Module, x: torch.Tensor
-                                     ) -> tuple[np.ndarray, list[np.ndarray]]:
+                                     ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
     """The eval-mode output for ``x`` and, from the same pass, the integers every activation
-    quantizer (QuantIdentity, QuantReLU) emits, in call order, which is the order of the
-    activation ``Quant`` nodes in the export: what the export check compares a diverging sample
-    against. One pass, because float rounding depends on the batch torch computes."""
+    quantizer (QuantIdentity, QuantReLU) emits and its input in LSBs, in call order, which is
+    the order of the activation ``Quant`` nodes in the export: what the export and verify
+    checks compare a diverging sample against. One pass, because float rounding depends on the
+    batch torch computes."""
     from brevitas.nn import QuantIdentity, QuantReLU
 
     seen: list[np.ndarray] = []
+    inputs: list[np.ndarray] = []
 
-    def record(_module: nn.Module, _inp: Any, out: Any) -> None:
-        seen.append(np.rint((out.value / out.scale).detach().numpy()))
+    def record(_module: nn.Module, inp: Any, out: Any) -> None:
+        pre = getattr(inp[0], "value", inp[0]) / out.scale + out.zero_point
+        seen.append(np.rint((out.value / out.scale + out.zero_point).detach().numpy()))
+        inputs.append(pre.detach().numpy())
 
     handles = [m.register_forward_hook(record) for m in model.modules()
                if isinstance(m, QuantIdentity | QuantReLU)]
@@ -180,4 +184,4 @@ def forward_with_activation_integers(model: nn.Module, x: torch.Tensor
         for h in handles:
             h.remove()
         model.train(was_training)
-    return np.asarray(getattr(out, "value", out)), seen
+    return np.asarray(getattr(out, "value", out)), seen, inputs
