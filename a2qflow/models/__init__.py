@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
@@ -21,13 +23,13 @@ def build_model(spec: ModelSpec) -> nn.Module:
 
 
 @torch.no_grad()
-def hooked_forward(model: nn.Module, sample: Tensor, handles: list[RemovableHandle]) -> None:
-    """One eval-mode forward pass that the given hooks observe; they are removed afterwards
-    and the model's train/eval mode is restored."""
+def hooked_forward(model: nn.Module, sample: Tensor, handles: list[RemovableHandle]) -> Any:
+    """One eval-mode forward pass that the given hooks observe, returning the model's output;
+    the hooks are removed afterwards and the model's train/eval mode is restored."""
     was_training = model.training
     model.eval()
     try:
-        model(sample)
+        return model(sample)
     finally:
         for h in handles:
             h.remove()

@@ -175,13 +175,5 @@ def forward_with_activation_integers(model: nn.Module, x: torch.Tensor
 
     handles = [m.register_forward_hook(record) for m in model.modules()
                if isinstance(m, QuantIdentity | QuantReLU)]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(x)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    out = hooked_forward(model, x, handles)  # eval mode, no grad
     return np.asarray(getattr(out, "value", out)), seen, inputs
