@@ -141,9 +141,13 @@ def synth_variant(build_dir: Path, variant: dict[str, Any], yosys: Yosys, family
             (name,) = names
             text = (src / name).read_text()
             data = {n: (src / n).read_text() for n in record.get("data", [])}
-            res = synth_cached({"in.v": text, **data} if data else text,
-                               record.get("top", record["module"]), family, yosys, nodsp, cache,
-                               limit_s)
+            if record.get("partitions"):
+                res = synth_partitions(text, record["module"], record["partitions"], family,
+                                       yosys, nodsp, cache, limit_s)
+            else:
+                res = synth_cached({"in.v": text, **data} if data else text,
+                                   record.get("top", record["module"]), family, yosys, nodsp,
+                                   cache, limit_s)
         if finished is not None:
             finished(res)
         res["kind"] = record["kind"]
@@ -151,7 +155,7 @@ def synth_variant(build_dir: Path, variant: dict[str, Any], yosys: Yosys, family
         if mvau:  # what rtl recorded about the layer (node, widths, folding, style, ...)
             res.update({k: v for k, v in record.items()
                         if k not in ("module", "file", "files", "data", "reads", "adapter",
-                                     "top", "kind", "products_in_dsp")})
+                                     "top", "kind", "products_in_dsp", "partitions")})
             res["products"] = "LUT" if nodsp else "DSP48 where Yosys maps"
         elif "nodes" in record:
             res.update(node=record["node"], nodes=record["nodes"])
@@ -238,6 +242,32 @@ def synth_cached(text: str | dict[str, str], module: str, family: str, yosys: Yo
     timed_out.unlink(missing_ok=True)
     write_json(entry, result)
     return {**result, "cached": False}
+
+
+def synth_partitions(text: str, module: str, parts: list[str], family: str, yosys: Yosys,
+                     nodsp: bool, cache: Path = DEFAULT_CACHE_DIR,
+                     limit_s: float = DEFAULT_SYNTH_LAYER_LIMIT_S) -> dict[str, Any]:
+    """A module whose top only wires ``parts`` (an unrolled layer: its shared nodes, then its
+    channel groups), each synthesized out of context and cached on its own; the cells summed.
+
+    Yosys's LUT mapping grows faster than linearly with a flat layer's size (a dense 64x64
+    unrolled layer ran past an hour), while its partitions map in seconds each; every node is
+    in exactly one partition, so nothing is counted twice. ``limit_s`` holds per partition."""
+    results = [synth_cached(text, part, family, yosys, nodsp, cache, limit_s) for part in parts]
+    cells: dict[str, int] = {}
+    for r in results:
+        for cell, n in r["cells"].items():
+            cells[cell] = cells.get(cell, 0) + n
+    summed = {key: {k: sum(r[key].get(k, 0) for r in results) for k in results[0][key]}
+              for key in ("resources", "ecp5_resources") if key in results[0]}
+    return {**results[0], **summed, "module": module, "cells": cells,
+            # the shared nodes feed every group: the deepest path runs through both
+            "logic_levels": results[0]["logic_levels"] + max(
+                (r["logic_levels"] for r in results[1:]), default=0),
+            "seconds": round(sum(r["seconds"] for r in results), 3),
+            "cached": all(r["cached"] for r in results),
+            "partitions": [{"module": p, "resources": r["resources"], "seconds": r["seconds"]}
+                           for p, r in zip(parts, results, strict=True)]}
 
 
 def resource_table(result: dict[str, Any]) -> str:

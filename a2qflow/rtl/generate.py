@@ -220,19 +220,31 @@ def render_unrolled(layer: MVAULayer, module: str, env: jinja2.Environment | Non
     for c, root in enumerate(net.roots):
         ge = ([] if layer.thresholds is None
               else unrolled.comparators(f"acc{c}", root, layer.thresholds[c]))
-        channels.append({"bits": root.bits, "expr": unrolled.root_expr(root), "ge": ge})
+        channels.append({"index": c, "bits": root.bits, "expr": unrolled.root_expr(root),
+                         "ge": ge})
+    parts = unrolled.partition(net)
+    shared, offset = [], 0
+    for n in parts.shared:
+        shared.append({"name": n.name, "bits": n.bits, "expr": unrolled.node_expr(n),
+                       "offset": offset})
+        offset += n.bits
+    groups = [{"first": chans[0], "last": chans[-1], "channels": [channels[c] for c in chans],
+               "nodes": [{"name": n.name, "bits": n.bits, "expr": unrolled.node_expr(n)}
+                         for n in nodes]}
+              for chans, nodes in parts.groups]
     ob = layer.output_bits
     label = net.generator if net.generator == "a2qflow" else (
         f"da4ml {unrolled.da4ml_version()} (CMVM graph rendered by a2qflow)")
     text = env.get_template("mvau_unrolled.v.j2").render(
         module=module, l=layer, net=net, version=version("a2qflow"), generator_label=label,
         root_trim=layer.root_trim, inputs=inputs, x_bits=ib + (0 if layer.input_signed else 1),
-        nodes=[{"name": n.name, "bits": n.bits, "expr": unrolled.node_expr(n)}
-               for n in net.nodes],
-        channels=channels, steps=0 if layer.thresholds is None else layer.thresholds.shape[1],
+        shared=shared, shared_bits=offset, groups=groups,
+        steps=0 if layer.thresholds is None else layer.thresholds.shape[1],
         act_val=f"{ob}'d{layer.act_val % (1 << ob)}")
     facts = unrolled.layer_facts(net)
     facts["generator_label"] = label
+    # synth maps each partition on its own and sums them (the top only wires them)
+    facts["partitions"] = [f"{module}_shared", *(f"{module}_g{g}" for g in range(len(groups)))]
     return text, facts
 
 

@@ -47,7 +47,7 @@ class Node:
     lo: int
     hi: int
     bits: int
-    adds: int  # two-operand adders this node costs (terms - 1; 0 for a product leaf)
+    adds: int  # two-operand adders this node costs (terms - 1; 0 for a product ``x * m``)
 
 
 @dataclass(frozen=True)
@@ -173,33 +173,44 @@ def build_netlist(weights: np.ndarray, input_bits: int, input_signed: bool,
     mh, mw = w.shape
     x_lo, x_hi = bounds.input_range(input_bits, input_signed)
     b = _Builder(mw, x_lo, x_hi, uniform_bits)
-    if generator == "a2qflow":
-        tops = _own_tree(b, w)
-        roots = [b.root(t, 1, 0, w[c], root_trim) for c, t in enumerate(tops)]
-    else:
-        outs = _da4ml_graph(b, w, x_lo, x_hi)
-        roots = [b.root(n, s, k, w[c], root_trim) for c, (n, s, k) in enumerate(outs)]
+    outs = _own_tree(b, w) if generator == "a2qflow" else _da4ml_graph(b, w, x_lo, x_hi)
+    roots = [b.root(n, s, k, w[c], root_trim) for c, (n, s, k) in enumerate(outs)]
     return Netlist(generator, mw, input_bits, input_signed, b.nodes, roots,
                    int(np.count_nonzero(w)), "exact" if uniform_bits is None else "uniform")
 
 
 def _own_tree(b: _Builder, w: np.ndarray) -> list[str | None]:
-    """Per channel: products of the non-zero weights, summed pairwise in a balanced tree."""
-    tops: list[str | None] = []
+    """Per channel, a balanced adder tree over its non-zero weights' products.
+
+    A product ``x_i * q`` is ``sign(q) * ((x_i * m) << k)`` with ``m`` odd, so each input
+    needs one product node per odd magnitude above 1 that any channel uses (``x * 3``, ``x * 5``,
+    ``x * 7`` for 4-bit weights), shared by every channel; the rest is shifts and signs, which
+    cost nothing. Flat synthesis merges equal products anyway; building them once here keeps
+    that sharing when a layer is synthesized in partitions."""
+    products: dict[tuple[int, int], str] = {}
+
+    def term(i: int, q: int) -> tuple[int, str, int]:
+        mag, shift = abs(q), 0
+        while mag % 2 == 0:
+            mag, shift = mag // 2, shift + 1
+        if mag == 1:
+            return (1 if q > 0 else -1, f"x{i}", shift)
+        if (i, mag) not in products:
+            products[(i, mag)] = b.add(f"m{i}_{mag}", [(mag, f"x{i}", 0)])
+        return (1 if q > 0 else -1, products[(i, mag)], shift)
+
+    tops: list[tuple[str | None, int, int]] = []
     for c, row in enumerate(w):
-        names = [b.add(f"p{c}_{i}", [(int(q), f"x{i}", 0)])
-                 for i, q in enumerate(row.tolist()) if q != 0]
+        terms = [term(i, int(q)) for i, q in enumerate(row.tolist()) if q != 0]
         level = 0
-        while len(names) > 1:
+        while len(terms) > 1:
             level += 1
-            nxt = []
-            for j in range(0, len(names) - 1, 2):
-                nxt.append(b.add(f"s{c}_{level}_{j // 2}",
-                                 [(1, names[j], 0), (1, names[j + 1], 0)]))
-            if len(names) % 2:
-                nxt.append(names[-1])
-            names = nxt
-        tops.append(names[0] if names else None)
+            nxt = [(1, b.add(f"s{c}_{level}_{j // 2}", [terms[j], terms[j + 1]]), 0)
+                   for j in range(0, len(terms) - 1, 2)]
+            if len(terms) % 2:
+                nxt.append(terms[-1])
+            terms = nxt
+        tops.append((terms[0][1], terms[0][0], terms[0][2]) if terms else (None, 1, 0))
     return tops
 
 
@@ -258,6 +269,54 @@ def da4ml_version() -> str:
         return version("da4ml")
     except PackageNotFoundError:
         return "not installed"
+
+
+PARTITION_NODES = 256  # a channel group's nodes: small enough for Yosys to map in seconds
+
+
+@dataclass(frozen=True)
+class Partition:
+    """An unrolled layer cut into modules that synthesize on their own: the nodes more than
+    one channel group uses (``shared``), then per group its channels and the nodes only it
+    uses. Every node is in exactly one module, so the modules' cells sum to the layer's."""
+
+    shared: list[Node]
+    groups: list[tuple[list[int], list[Node]]]
+
+
+def partition(net: Netlist, nodes_per_group: int | None = None) -> Partition:
+    """Consecutive channels in groups whose channels reach at most ``nodes_per_group`` nodes
+    between them (counted per channel; at least one channel each); a node reachable from two
+    groups goes to ``shared``."""
+    budget = PARTITION_NODES if nodes_per_group is None else nodes_per_group
+    by_name = {n.name: n for n in net.nodes}
+    reach: list[set[str]] = []
+    for r in net.roots:
+        seen: set[str] = set()
+        todo = [r.node] if r.node in by_name else []
+        while todo:
+            name = todo.pop()
+            if name not in seen:
+                seen.add(name)
+                todo += [src for _, src, _ in by_name[name].terms if src in by_name]
+        reach.append(seen)
+    groups: list[list[int]] = []
+    cost = 0
+    for c, nodes in enumerate(reach):
+        if not groups or cost + len(nodes) > budget:
+            groups.append([])
+            cost = 0
+        groups[-1].append(c)
+        cost += len(nodes)
+    users: dict[str, set[int]] = {}
+    for g, chans in enumerate(groups):
+        for c in chans:
+            for name in reach[c]:
+                users.setdefault(name, set()).add(g)
+    shared = [n for n in net.nodes if len(users.get(n.name, ())) > 1]
+    own = [(chans, [n for n in net.nodes if users.get(n.name) == {g}])
+           for g, chans in enumerate(groups)]
+    return Partition(shared, own)
 
 
 # --- Verilog ---------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from a2qflow.errors import A2QFlowError
 from a2qflow.rtl.design import MVAULayer
 from a2qflow.rtl.generate import render_layer
 from a2qflow.rtl.sim import Group, Port, simulate
-from a2qflow.rtl.unrolled import GENERATORS, build_netlist
+from a2qflow.rtl.unrolled import GENERATORS, build_netlist, partition
 from a2qflow.tools.verilator import Verilator
 from a2qflow.tools.yosys import Yosys
 
@@ -52,9 +52,34 @@ def test_netlist_computes_the_weights_at_exact_widths(w, signed, generator):
     assert net.nonzero_weights == np.count_nonzero(w)
     for node in net.nodes:  # every node exactly as wide as its partial sum's range
         assert node.bits == bounds.signed_bits_for_range(node.lo, node.hi)
-    if generator == "a2qflow":  # a tree: one product per non-zero weight, one adder fewer
-        assert net.product_leaves == np.count_nonzero(w)
+    if generator == "a2qflow":  # a tree per channel: one adder fewer than its non-zeros,
+        # over products built once per input and odd magnitude above 1 (x*3, x*5, x*7)
+        odd = {(i, _odd_part(int(q))) for (_, i), q in np.ndenumerate(w) if q}
+        assert net.product_leaves == sum(1 for _, m in odd if m > 1)
         assert net.adders == sum(max(0, int(np.count_nonzero(r)) - 1) for r in w)
+    parts = partition(net, nodes_per_group=3)  # every node in exactly one module
+    placed = [n.name for n in parts.shared] + [n.name for _, ns in parts.groups for n in ns]
+    used = {n.name for n in net.nodes} - _unreachable(net)
+    assert sorted(placed) == sorted(used)
+    assert [c for chans, _ in parts.groups for c in chans] == list(range(len(w)))
+
+
+def _odd_part(q: int) -> int:
+    m = abs(q)
+    while m % 2 == 0:
+        m //= 2
+    return m
+
+
+def _unreachable(net) -> set[str]:
+    by_name = {n.name: n for n in net.nodes}
+    seen, todo = set(), [r.node for r in net.roots if r.node in by_name]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += [s for _, s, _ in by_name[name].terms if s in by_name]
+    return set(by_name) - seen
 
 
 def test_unknown_generator_is_refused():
@@ -120,6 +145,22 @@ def test_zero_weights_cost_nothing_in_yosys(tmp_path):
     r_dense, r_sparse = _luts(tmp_path, dense, "dense"), _luts(tmp_path, sparse, "sparse")
     assert r_sparse["LUT"] < 0.5 * r_dense["LUT"], (r_dense, r_sparse)
     assert r_sparse["CARRY"] < 0.5 * r_dense["CARRY"], (r_dense, r_sparse)
+
+
+def test_partitions_sum_to_the_flat_layer_in_yosys(tmp_path, monkeypatch):
+    from a2qflow.rtl import generate, unrolled
+    from a2qflow.synth import synth_cached, synth_partitions
+
+    monkeypatch.setattr(unrolled, "PARTITION_NODES", 24)
+    layer = unrolled_layer(16, 8, False, 0, zeros=0.3)
+    text, facts = generate.render_unrolled(layer, "u_p")
+    assert len(facts["partitions"]) > 2  # the shared products and several channel groups
+    flat = synth_cached(text, "u_p", "xc7", Yosys(), True, tmp_path)
+    parts = synth_partitions(text, "u_p", facts["partitions"], "xc7", Yosys(), True, tmp_path)
+    assert len(parts["partitions"]) == len(facts["partitions"])
+    assert parts["resources"]["FF"] == flat["resources"]["FF"]  # the top adds no cells
+    assert abs(parts["resources"]["LUT"] - flat["resources"]["LUT"]) <= 0.15 * flat[
+        "resources"]["LUT"], (parts["resources"], flat["resources"])
 
 
 FOLDING_NAMES = ("MVAU_hls_0", "MVAU_hls_1", "MVAU_hls_2", "MVAU_rtl_0")
