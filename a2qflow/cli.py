@@ -96,6 +96,8 @@ HELP = {
     "distill": "recipe: knowledge distillation from the float model",
     "reproject_every": "recipe: every N steps, re-project onto the integer L1 budget (0: off)",
     "reproject_settle_epochs": "final QAT epochs of each stage without re-projection",
+    "axe_scales": "AXE's per-channel weight scales: fitted to the calibration data (searched "
+                  "before, refitted after each layer) or brevitas's max|w| (max)",
     "HardwareConfig.acc_bits": "force every accumulator to this width (refused where a layer "
                                "needs more)",
     "board": "board name (a2qflow boards)",

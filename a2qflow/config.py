@@ -43,6 +43,13 @@ class TrainMethod(str, Enum):
         return self is not TrainMethod.QAT
 
 
+class AxeScales(str, Enum):
+    """Where AXE's per-channel weight scales come from (``a2qflow.axe_scales``)."""
+
+    FITTED = "fitted"  # searched before, refitted by least squares after each layer
+    MAX = "max"  # brevitas's AXE as shipped: max|w| / max_int, fixed
+
+
 class Arch(str, Enum):
     TFC = "tfc"  # FINN's MLP: 3 hidden layers of 64 (width configurable)
     CNV = "cnv"  # FINN's CIFAR-10 CNN: 6 conv + 3 FC
@@ -147,10 +154,13 @@ class TrainConfig:
     method: TrainMethod = TrainMethod.QAT
     calibration_samples: int = 512  # AXE: training images for calibration and GPFQ/GPTQ
     ptq_finetune_epochs: int = 0  # AXE: QAT epochs at the same P after AXE (0: none)
+    axe_scales: AxeScales = AxeScales.FITTED  # AXE: per-channel weight scales
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dataset", enum_value(DatasetName, self.dataset, "dataset"))
         object.__setattr__(self, "method", enum_value(TrainMethod, self.method, "method"))
+        object.__setattr__(self, "axe_scales",
+                           enum_value(AxeScales, self.axe_scales, "axe_scales"))
         int_in_range(self.calibration_samples, "calibration_samples", 1, 1 << 20)
         int_in_range(self.ptq_finetune_epochs, "ptq_finetune_epochs", 0, 10_000)
         if self.ptq_finetune_epochs and not self.method.post_training:

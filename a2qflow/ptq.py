@@ -18,7 +18,11 @@ The path:
 3. layer by layer in forward order, the layer's inputs in the partly quantized network are
    collected on the same images and the layer is quantized: A2GPFQ/A2GPTQ at its P where the
    per-layer policy (:func:`a2qflow.models.layers.layer_acc_bits`, the same as QAT's) constrains
-   it, plain GPFQ/GPTQ where it does not (first and last layers by default).
+   it, plain GPFQ/GPTQ where it does not (first and last layers by default). With
+   ``axe_scales = fitted`` (the default) each channel's scale is searched before an AXE layer is
+   quantized and refitted by least squares after every layer (:mod:`a2qflow.axe_scales`);
+   ``max`` keeps brevitas's max|w| scales, which shrink a channel's output wherever the budget
+   binds (TFC on MNIST at P=9: 55% with max scales, 96% fitted).
 
 The result is checked like QAT's (``train.check_trained``: exact width from the integer weights
 <= P, no all-zero layer) before anything is written. AXE's budget is per sign: the positive
@@ -44,7 +48,8 @@ from brevitas.quant_tensor import QuantTensor
 from brevitas_examples.common.axe import A2GPFQ, A2GPTQ
 from torch import Tensor, nn
 
-from a2qflow.config import ModelSpec, QuantMethod, TrainConfig, TrainMethod
+from a2qflow import axe_scales
+from a2qflow.config import AxeScales, ModelSpec, QuantMethod, TrainConfig, TrainMethod
 from a2qflow.errors import A2QFlowError
 from a2qflow.models import build_model, hooked_forward, weight_layers
 from a2qflow.models.axe import build_axe_model, holds_axe_model  # noqa: F401  (re-exported)
@@ -146,11 +151,67 @@ def calibrate(model: nn.Module, x: Tensor, batch_size: int, progress: bool) -> f
     return seconds
 
 
-def _mode(method: TrainMethod, model: nn.Module, targets: dict[str, int | None],
-          constrained: bool, act_order: bool):
-    """brevitas's gpfq_mode/gptq_mode, dispatching each layer to AXE at its own P."""
+class _FittedScales:
+    """Mixin over brevitas's GPxQ optimizers: per-channel scales fitted to the calibration data
+    around the layer's update (:mod:`a2qflow.axe_scales`). Before an AXE layer is quantized its
+    scales are searched; after any layer is, they are refitted by least squares with the
+    integers unchanged, and the layer's weights follow so that they quantize to the same
+    integers."""
+
+    search: bool = False  # set on the subclasses that run AXE
+    fitted: dict[str, float] | None = None
+
+    def single_layer_update(self, *args: Any, **kwargs: Any) -> None:
+        layer = self.layer
+        h = self.H[0].clone()
+        g = self.G[0].clone() if hasattr(self, "G") else h  # GPTQ fits X̃ only: G = H
+        w = layer.weight_orig.detach().flatten(1).to(h.dtype)
+        value = _scale_parameter(layer)
+        factors = torch.ones(w.shape[0], dtype=h.dtype)
+        with torch.no_grad():
+            if self.search:
+                quant = layer.quant_weight()
+                radius = ((2.0 ** float(self.max_accumulator_bit_width) - 2)
+                          / float(self.input_max - self.input_min))
+                max_int = int(layer.weight_quant.tensor_quant.int_quant.max_int(
+                    quant.bit_width))
+                factors = axe_scales.search_scale_factors(
+                    w, quant.scale.detach().flatten().to(h.dtype), g, h, radius, max_int)
+                value.mul_(factors.view(value.shape).to(value.dtype))
+        super().single_layer_update(*args, **kwargs)  # type: ignore[misc]
+        with torch.no_grad():
+            q_hat = layer.quant_weight().value.detach()
+            gains = axe_scales.least_squares_gains(q_hat.flatten(1).to(h.dtype), w, g, h)
+            value.mul_(gains.view(value.shape).to(value.dtype))
+            layer.weight.data = q_hat * gains.view(-1, *[1] * (q_hat.dim() - 1)).to(q_hat.dtype)
+        self.fitted = {"scale_factor": round(float(factors.mean()), 3),
+                       "gain": round(float(gains.mean()), 3)}
+
+
+def _scale_parameter(layer: nn.Module) -> Tensor:
+    """The per-channel scale parameter of AXE's weight quantizer (``AXEWeightQuant``)."""
+    impl = layer.weight_quant.tensor_quant.scaling_impl
+    if not isinstance(getattr(impl, "value", None), nn.Parameter):
+        raise A2QFlowError(f"{type(layer).__name__}'s weight scale is not a parameter",
+                           "fitted AXE scales need AXEWeightQuant; use --axe-scales max")
+    return impl.value.data
+
+
+def _optimizers(method: TrainMethod, scales: AxeScales) -> tuple[type, type, type]:
+    """(plain, AXE, mode) classes for ``method``; with fitted scales, the mixin on both."""
     base, axe, mode_cls = ((GPFQ, A2GPFQ, gpfq_mode) if method is TrainMethod.AXE_GPFQ
                            else (GPTQ, A2GPTQ, gptq_mode))
+    if scales is AxeScales.FITTED:
+        base = type(f"Fitted{base.__name__}", (_FittedScales, base), {})
+        axe = type(f"Fitted{axe.__name__}", (_FittedScales, axe), {"search": True})
+    return base, axe, mode_cls
+
+
+def _mode(method: TrainMethod, model: nn.Module, targets: dict[str, int | None],
+          constrained: bool, act_order: bool, scales: AxeScales):
+    """brevitas's gpfq_mode/gptq_mode, dispatching each layer to AXE at its own P."""
+    base, axe, mode_cls = _optimizers(method, scales)
+    gptq = method is TrainMethod.AXE_GPTQ
 
     class _PerLayerAXE(mode_cls):
         def initialize_module_optimizer(self, layer, name, len_parallel_layers,
@@ -159,7 +220,7 @@ def _mode(method: TrainMethod, model: nn.Module, targets: dict[str, int | None],
                       "len_parallel_layers": len_parallel_layers,
                       "create_weight_orig": create_weight_orig,
                       "device": self.device, "dtype": self.dtype}
-            if base is GPTQ:
+            if gptq:
                 kwargs["num_blocks"] = self.num_blocks
             p = targets[name]
             if p is None or not constrained:
@@ -173,9 +234,11 @@ def _mode(method: TrainMethod, model: nn.Module, targets: dict[str, int | None],
 @torch.no_grad()
 def quantize_layers(model: nn.Module, spec: ModelSpec, method: TrainMethod, x: Tensor,
                     batch_size: int, progress: bool, constrained: bool = True,
-                    act_order: bool = True) -> list[dict[str, Any]]:
+                    act_order: bool = True, scales: AxeScales = AxeScales.FITTED,
+                    ) -> list[dict[str, Any]]:
     """GPFQ/GPTQ layer by layer, AXE-constrained at each layer's P (``constrained=False``:
-    plain GPFQ/GPTQ everywhere, the negative control). Returns per-layer timings."""
+    plain GPFQ/GPTQ everywhere, the negative control), with ``scales`` fitted or brevitas's.
+    Returns per-layer timings."""
     from a2qflow import bounds
 
     named = weight_layers(model)
@@ -183,7 +246,7 @@ def quantize_layers(model: nn.Module, spec: ModelSpec, method: TrainMethod, x: T
     layers = dict(named)
     model.eval()
     log: list[dict[str, Any]] = []
-    with _mode(method, model, targets, constrained, act_order) as gpxq:
+    with _mode(method, model, targets, constrained, act_order, scales) as gpxq:
         for index in range(gpxq.num_layers):
             t0 = time.monotonic()
             for xb in _batches(x, batch_size):
@@ -201,11 +264,18 @@ def quantize_layers(model: nn.Module, spec: ModelSpec, method: TrainMethod, x: T
                          "axe": targets[name] is not None and constrained,
                          "exact_bits": exact, "sparsity": round(float((q == 0).mean()), 4),
                          "seconds": round(time.monotonic() - t0, 2)}
+                fitted = gpxq.gpxq_layers[name].fitted if isinstance(
+                    gpxq.gpxq_layers[name], _FittedScales) else None
+                if fitted is not None:  # mean per-channel scale factor and refitted gain
+                    entry.update(fitted)
                 log.append(entry)
                 target = f"P={targets[name]}" if entry["axe"] else "unconstrained"
+                scaled = (f", scales x{fitted['scale_factor']:.2f} then x{fitted['gain']:.2f}"
+                          if fitted else "")
                 _log(progress, f"axe: layer {index + 1}/{gpxq.num_layers} {name} "
                                f"(K={entry['k']}, {target}): exact {exact} bits, "
-                               f"{entry['sparsity']:.0%} zeros ({entry['seconds']:.1f} s)")
+                               f"{entry['sparsity']:.0%} zeros{scaled} "
+                               f"({entry['seconds']:.1f} s)")
     for _name, layer in named:  # GPxQ's copy of the float weights is not part of the model
         if "weight_orig" in layer._buffers:
             del layer._buffers["weight_orig"]
@@ -237,9 +307,10 @@ def post_training_quantize(spec: ModelSpec, cfg: TrainConfig, float_state: dict[
     calib = calibration_set(x_train, cfg.calibration_samples, cfg.seed)
     calib_s = calibrate(model, calib, cfg.batch_size, progress)
     layers = quantize_layers(model, spec, cfg.method, calib, cfg.batch_size, progress,
-                             constrained=constrained)
+                             constrained=constrained, scales=cfg.axe_scales)
     model.eval()
-    record = {"method": cfg.method.value, "calibration_samples": len(calib),
+    record = {"method": cfg.method.value, "scales": cfg.axe_scales.value,
+              "calibration_samples": len(calib),
               "constrained": constrained, "calibration_seconds": round(calib_s, 2),
               "seconds": round(time.monotonic() - t0, 2), "layers": layers}
     return model, record

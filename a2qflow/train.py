@@ -294,7 +294,8 @@ def run(spec: ModelSpec, cfg: TrainConfig, build_dir: Path, progress: bool = Tru
     else:
         model, stages, ep_layers = quantization_aware_training(
             spec, cfg, warm_state, x_train, y_train, gen, loss_fn, progress)
-    quant_acc = accuracy(model, x_test, y_test)
+    quant_acc = (ptq_record["test_acc"] if ptq_record is not None and not stages
+                 else accuracy(model, x_test, y_test))  # AXE alone: evaluated once, above
     reports = layer_reports(model, spec, x_test[:2])
     check_trained(reports, post_training=cfg.method.post_training and not cfg.ptq_finetune_epochs)
 

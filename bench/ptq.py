@@ -29,7 +29,12 @@ from a2qflow.artifacts import atomic_path, read_json, write_json, write_text  # 
 from a2qflow.config import ModelSpec, TrainConfig  # noqa: E402
 
 QAT_RECIPES = {"qat-standard": {}, "qat-reproject": {"reproject_every": 20}}
-METHODS = ["axe-gpfq", "axe-gptq", *QAT_RECIPES]
+# axe-*: a2qflow's default, per-channel scales fitted to the calibration data; axe-*-max:
+# brevitas's AXE as shipped (max|w| scales). Sections of RESULTS.md written before fitted
+# scales existed label brevitas's AXE "axe-gpfq"/"axe-gptq".
+AXE_METHODS = {"axe-gpfq": ("axe-gpfq", "fitted"), "axe-gptq": ("axe-gptq", "fitted"),
+               "axe-gpfq-max": ("axe-gpfq", "max"), "axe-gptq-max": ("axe-gptq", "max")}
+METHODS = [*AXE_METHODS, *QAT_RECIPES]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -140,9 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     float_ckpt = out / "float" / "checkpoint.pt"
     variants: list[tuple[str, dict[str, Any]]] = []
     for m in methods:
-        if m.startswith("axe-"):
-            variants.append((m, {"method": m, "calibration_samples": args.calibration_samples,
-                                 "qat_epochs": 0}))
+        if m in AXE_METHODS:
+            method, scales = AXE_METHODS[m]
+            variants.append((m, {"method": method, "axe_scales": scales, "qat_epochs": 0,
+                                 "calibration_samples": args.calibration_samples}))
         else:
             variants.append((m, {"qat_epochs": args.qat_epochs, **QAT_RECIPES[m]}))
     if args.finetune_epochs:

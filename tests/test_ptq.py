@@ -65,7 +65,9 @@ def test_axe_keeps_every_constrained_layer_within_p(axe_builds, method):
     assert result["method"] == method
     assert result["ptq"]["calibration_samples"] == 512 and result["ptq"]["seconds"] > 0
     assert [r["axe"] for r in result["ptq"]["layers"]] == [False, True, True, False]
-    assert result["quant_test_acc"] > 0.2  # twice chance (AXE-GPTQ at P=10 keeps ~37%)
+    assert result["quant_test_acc"] > 0.85  # fitted scales (the default); float is ~96%
+    assert result["ptq"]["scales"] == "fitted"
+    assert all(r["gain"] > 0 for r in result["ptq"]["layers"])
     saved = json.loads((out / "train.json").read_text())
     assert saved["method"] == method and saved["config"]["method"] == method
 
@@ -119,6 +121,23 @@ def test_without_the_axe_constraint_the_width_exceeds_p(digits_float, method):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("method", ["axe-gpfq", "axe-gptq"])
+def test_fitted_scales_beat_brevitas_max_scales_where_the_budget_binds(digits_float, method):
+    """brevitas's AXE keeps max|w| scales and shrinks the weights into the budget; fitted scales
+    (searched, then refitted by least squares) keep the integers' widths and much more of the
+    float accuracy (measured on digits at P=10: GPFQ 86% -> 96%, GPTQ 37% -> 97%)."""
+    spec, float_state, x, x_test, y_test = digits_float
+    acc = {}
+    for scales in ("max", "fitted"):
+        model, record = ptq.post_training_quantize(
+            spec, axe_config(method, axe_scales=scales), float_state, x, progress=False)
+        assert record["scales"] == scales
+        train.check_trained(layer_reports(model, spec, x_test[:2]), post_training=True)
+        acc[scales] = train.accuracy(model, x_test, y_test)
+    assert acc["fitted"] > acc["max"] + 0.05, acc
+
+
+@pytest.mark.slow
 def test_quantization_prints_one_line_per_layer(digits_float, capsys):
     spec, float_state, x, _, _ = digits_float
     ptq.post_training_quantize(spec, axe_config(calibration_samples=64), float_state, x)
@@ -126,6 +145,7 @@ def test_quantization_prints_one_line_per_layer(digits_float, capsys):
     assert "calibrated activation quantizers on 64 images" in lines[0]
     assert [ln.split()[2] for ln in lines[1:]] == ["1/4", "2/4", "3/4", "4/4"]
     assert "P=10" in lines[2] and "unconstrained" in lines[1]
+    assert "scales x" in lines[2]  # the searched factor and the refitted gain
 
 
 @pytest.mark.slow
@@ -183,6 +203,8 @@ def test_finetune_epochs_without_a_post_training_method_is_refused():
         TrainConfig(method="gpfq")
     with pytest.raises(A2QFlowError, match="calibration_samples"):
         TrainConfig(method="axe-gptq", calibration_samples=0)
+    with pytest.raises(A2QFlowError, match="axe_scales='mse' is not valid"):
+        TrainConfig(method="axe-gpfq", axe_scales="mse")
 
 
 class _GroupedConvNet(nn.Module):
