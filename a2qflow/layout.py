@@ -251,15 +251,18 @@ class Trained:
     spec: Any  # ModelSpec
     model: Any  # torch.nn.Module
     float_state: dict[str, Any] | None
+    # the float model's test accuracy and the fingerprint of the test set it was measured on
+    float_eval: dict[str, Any] | None = None
 
 
 def save_checkpoint(path: Path, spec: Any, cfg: Any, model: Any,
-                    float_state: dict[str, Any] | None) -> None:
+                    float_state: dict[str, Any] | None,
+                    float_eval: dict[str, Any] | None = None) -> None:
     import torch
 
     payload = {"format": CHECKPOINT_FORMAT, "spec": spec.to_dict(),
                "train_config": cfg.to_dict(), "state_dict": model.state_dict(),
-               "float_state_dict": float_state}
+               "float_state_dict": float_state, "float_eval": float_eval}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -308,4 +311,4 @@ def load_checkpoint(path: Path, expect: Any = None) -> Trained:
                            "re-run `a2qflow train`") from exc
     check_stored_widths(model, spec)
     model.eval()
-    return Trained(spec, model, payload.get("float_state_dict"))
+    return Trained(spec, model, payload.get("float_state_dict"), payload.get("float_eval"))

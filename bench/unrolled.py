@@ -11,7 +11,9 @@ as the synth stage does: per partition (shared nodes, channel groups), summed, e
 total is then marked incomplete. ``--flat-limit`` also synthesizes each layer as one module,
 to measure what partitioning costs. ``--compare-acc-bits 32``
 also synthesizes the same weights with every node at 32 bits (the accumulator-only ratio).
-Writes ``unrolled.json`` and ``unrolled.md`` (with the command) to ``--out``.
+Writes ``unrolled.json``, ``unrolled.md`` (with the command) and ``unrolled.png`` (LUT per
+layer, stacked, per model and variant) to ``--out``; ``--replot unrolled.json`` rewrites the
+last two from a finished run.
 """
 
 from __future__ import annotations
@@ -25,11 +27,15 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import matplotlib  # noqa: E402
 from common import command_line, machine  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
 
 from a2qflow import compile as a2q_compile  # noqa: E402
 from a2qflow import export, rtl, synth, train, verify  # noqa: E402
-from a2qflow.artifacts import write_json, write_text  # noqa: E402
+from a2qflow.artifacts import atomic_path, write_json, write_text  # noqa: E402
 from a2qflow.config import ModelSpec, TrainConfig  # noqa: E402
 from a2qflow.errors import A2QFlowError  # noqa: E402
 from a2qflow.tools.yosys import SynthesisTimeout, Yosys  # noqa: E402
@@ -117,8 +123,9 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 def run_point(point: Path, name: str, gen: str, args: argparse.Namespace,
               yosys: Yosys) -> dict[str, Any]:
     t0 = time.perf_counter()
-    report = rtl.run(point, max_images=args.images, generator=gen,
-                     compare_acc_bits=args.compare_acc_bits)
+    compare = args.compare_acc_bits if (
+        args.compare_points is None or name in args.compare_points.split(",")) else None
+    report = rtl.run(point, max_images=args.images, generator=gen, compare_acc_bits=compare)
     sim_s = round(time.perf_counter() - t0, 1)
     design = read_json(point / "rtl" / "design.json")
     out: dict[str, Any] = {"sim_ok": report["ok"], "rtl_seconds": sim_s,
@@ -165,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--points", default=",".join(POINTS))
     ap.add_argument("--generators", default="a2qflow,da4ml")
     ap.add_argument("--compare-acc-bits", type=int, default=None)
+    ap.add_argument("--compare-points", default=None,
+                    help="the points that get the --compare-acc-bits variant (default: all)")
     ap.add_argument("--layer-limit", type=float, default=300.0,
                     help="Yosys wall-clock limit per layer, seconds")
     ap.add_argument("--flat-limit", type=float, default=0.0,
@@ -174,9 +183,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", type=int, default=8)
     ap.add_argument("--board", default="pynq-z2")
     ap.add_argument("--out", default="bench/out/unrolled")
+    ap.add_argument("--replot", type=Path, default=None,
+                    help="only rewrite unrolled.md and unrolled.png from this unrolled.json")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.replot is not None:
+        res = read_json(args.replot)
+        write_text(out / "unrolled.md", markdown(res))
+        plot(res, out / "unrolled.png")
+        return 0
     yosys = Yosys()
     float_dir = out / "float"
     if not (float_dir / "checkpoint.pt").is_file():
@@ -196,8 +212,41 @@ def main(argv: list[str] | None = None) -> int:
             write_json(out / "unrolled.json", results)
     write_json(out / "unrolled.json", results)
     write_text(out / "unrolled.md", markdown(results))
+    plot(results, out / "unrolled.png")
     print(markdown(results))
     return 0
+
+
+def plot(res: dict[str, Any], path: Path) -> None:
+    """LUT per layer, stacked, one bar per model, generator and variant; a layer that did not
+    finish is drawn hatched at zero height and the bar labelled incomplete."""
+    bars = [(f"{name}\n{gen}, {var}", v, p["accuracy"])
+            for name, p in res["points"].items() for gen, g in p["generators"].items()
+            for var, v in g["variants"].items()]
+    if not bars:
+        return
+    fig, ax = plt.subplots(figsize=(max(7.5, 1.6 * len(bars)), 5.2))
+    colors = plt.get_cmap("tab10").colors
+    for i, (_label, v, acc) in enumerate(bars):
+        bottom = 0
+        for j, lay in enumerate(v["layers"]):
+            lut = lay.get("resources", {}).get("LUT", 0) if lay["status"] == "ok" else 0
+            ax.bar(i, lut, bottom=bottom, color=colors[j % 10],
+                   label=f"layer {j} ({lay['mw']}x{lay['mh']})" if i == 0 else None)
+            bottom += lut
+        mark = "" if v["complete"] else " (incomplete)"
+        acc_text = f"\n{100 * acc:.2f}%" if acc is not None else ""
+        ax.text(i, bottom, f"{bottom:,}{mark}{acc_text}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(bars)), [b[0] for b in bars], fontsize=7)
+    ax.set_ylabel("LUT (Yosys estimate, synth_xilinx xc7 -nodsp)")
+    tool = next((lay["tool"] for _, v, _ in bars for lay in v["layers"] if "tool" in lay), "")
+    ax.set_title("TFC W4A4, every layer unrolled: LUT per layer\n" + tool.replace(
+        " synth_xilinx", "\nsynth_xilinx"), fontsize=8)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
 
 
 def markdown(res: dict[str, Any]) -> str:

@@ -73,6 +73,23 @@ def test_warm_start_from_wider_checkpoint_cannot_smuggle_its_width(trained_build
         assert r["acc_bits"] == 10 and r["exact_bits"] <= 10
 
 
+def test_warm_start_reuses_the_float_accuracy_only_for_the_same_test_set(trained_build,
+                                                                          tmp_path):
+    src = trained_build(quant="a2q", acc_bits=16, exported=False)
+    measured = json.loads((src / "train.json").read_text())["float_test_acc"]
+    again = train.run(ModelSpec(quant="a2q", acc_bits=16), quick_config(qat_epochs=1),
+                      tmp_path / "same", progress=False, init_from=src / "checkpoint.pt")
+    assert again["float_test_acc_from"] == "init_from checkpoint"
+    assert again["float_test_acc"] == measured
+    payload = torch.load(src / "checkpoint.pt", weights_only=True)
+    payload["float_eval"]["test_set"] = "digits:360:measured-on-other-images"
+    torch.save(payload, tmp_path / "other.pt")
+    other = train.run(ModelSpec(quant="a2q", acc_bits=16), quick_config(qat_epochs=1),
+                      tmp_path / "other", progress=False, init_from=tmp_path / "other.pt")
+    assert other["float_test_acc_from"] == "measured here"
+    assert other["float_test_acc"] == pytest.approx(measured)  # the same model, measured again
+
+
 def test_checkpoint_whose_stored_width_disagrees_with_its_spec_is_refused(trained_build,
                                                                              tmp_path):
     src = trained_build(quant="a2q", acc_bits=16, exported=False) / "checkpoint.pt"
