@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
 def plot(res: dict[str, Any], path: Path) -> None:
     """LUT per layer, stacked, one bar per model, generator and variant; a layer that did not
     finish is drawn hatched at zero height and the bar labelled incomplete."""
-    bars = [(f"{name}\n{gen}, {var}", v, p["accuracy"])
+    bars = [(f"{textwrap.fill(name.replace('_', ' '), 18)}\n{gen}, {var}", v, p["accuracy"])
             for name, p in res["points"].items() for gen, g in p["generators"].items()
             for var, v in g["variants"].items()]
     if not bars:
