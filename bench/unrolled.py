@@ -238,10 +238,12 @@ def plot(res: dict[str, Any], path: Path) -> None:
         mark = "" if v["complete"] else " (incomplete)"
         acc_text = f"\n{100 * acc:.2f}%" if acc is not None else ""
         ax.text(i, bottom, f"{bottom:,}{mark}{acc_text}", ha="center", va="bottom", fontsize=7)
+    ax.margins(y=0.1)  # room for the totals above the tallest bar
     ax.set_xticks(range(len(bars)), [b[0] for b in bars], fontsize=7)
     ax.set_ylabel("LUT (Yosys estimate, synth_xilinx xc7 -nodsp)")
     tool = next((lay["tool"] for _, v, _ in bars for lay in v["layers"] if "tool" in lay), "")
-    ax.set_title("TFC W4A4, every layer unrolled: LUT per layer\n" + tool.replace(
+    dataset = res.get("args", {}).get("dataset", "")
+    ax.set_title(f"TFC W4A4 ({dataset}), every layer unrolled: LUT per layer\n" + tool.replace(
         " synth_xilinx", "\nsynth_xilinx"), fontsize=8)
     ax.legend(fontsize=7)
     fig.tight_layout()
