@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def plot(res: dict[str, Any], path: Path) -> None:
     """LUT per layer, stacked, one bar per model, generator and variant; a layer that did not
-    finish is drawn hatched at zero height and the bar labelled incomplete."""
+    finish adds nothing to its bar, and the bar is labelled incomplete."""
     bars = [(f"{textwrap.fill(name.replace('_', ' '), 18)}\n{gen}, {var}", v, p["accuracy"])
             for name, p in res["points"].items() for gen, g in p["generators"].items()
             for var, v in g["variants"].items()]
